@@ -1,0 +1,114 @@
+"""The interface every crmn-viz model shares: config, named probes, ``run_with_trace``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from crmn_viz.tracing import Probe, Trace, assign_probe_names, probe_names, recording
+
+__all__ = ["ModelConfig", "TracedModel"]
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Base of the per-architecture config dataclasses (one field, one comment)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (tuples become lists)."""
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, rejecting unknown keys with the list of valid ones."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(f"unknown config option(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")
+        return cls(**values)
+
+
+def json_ready(value: Any) -> Any:
+    """Recursively convert tuples to lists so configs compare equal after a JSON trip."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+class TracedModel(nn.Module):
+    """Base class: a model whose internals pass through named :class:`Probe` modules.
+
+    Subclasses set ``arch`` and ``config`` and call :meth:`finalize` at the end of
+    ``__init__``. ``forward(x)`` returns the model output (``logits`` [B, classes] or
+    ``keypoints`` [B, K, 2] in [0, 1]); :meth:`run_with_trace` returns it together
+    with every recorded internal.
+    """
+
+    arch: ClassVar[str] = ""
+    config: ModelConfig
+
+    def finalize(self) -> None:
+        """Name all probes after their module paths (call once the tree is built)."""
+        assign_probe_names(self)
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"keypoints"``."""
+        return getattr(self.config, "task", "classification")
+
+    @property
+    def output_name(self) -> str:
+        """Trace name of the final output: ``"logits"`` or ``"keypoints"``."""
+        return "keypoints" if self.task == "keypoints" else "logits"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) the model was configured for."""
+        size = self.config.input_size  # type: ignore[attr-defined]
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return (self.config.in_channels, int(height), int(width))  # type: ignore[attr-defined]
+
+    def trace_names(self) -> list[str]:
+        """Every name :meth:`run_with_trace` can record, in module order."""
+        return probe_names(self)
+
+    def run_with_trace(
+        self,
+        x: torch.Tensor,
+        names: Iterable[str] | None = None,
+        store_device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, Trace]:
+        """Run the model once and return ``(output, trace)``.
+
+        Args:
+            x: input batch [B, C, H, W], already normalised (see ``preprocess``).
+            names: record only these trace names (default: everything).
+            store_device: where recorded tensors go (default: the model's device).
+
+        Returns:
+            The same output as ``model(x)`` and a read-only :class:`Trace` of
+            detached tensors. Grad mode is the caller's: wrap in ``torch.no_grad()``
+            for pure inspection. Thread safe; leaves nothing attached to the model.
+        """
+        wanted = None if names is None else list(names)
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(self.trace_names()))
+            if unknown:
+                raise KeyError(f"unknown trace names {unknown}; see model.trace_names()")
+        with recording(wanted, store_device) as tensors:
+            output = self(x)
+        return output, Trace(tensors)
+
+    def probes(self) -> dict[str, Probe]:
+        """Name -> probe module."""
+        return {n: m for n, m in self.named_modules() if isinstance(m, Probe)}
+
+    def num_parameters(self) -> int:
+        """Trainable parameter count (BatchNorm running statistics excluded)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,267 @@
+"""Convolutional Residual Memory Network (Moniz & Pal 2016; 2017 structured prediction).
+
+A CIFAR-style ResNet (6n+2 layers) whose 3n block outputs (eq. 1, after the residual
+addition) are mean-pooled, flattened, zero-padded to the largest size and fed, one
+block per step, to a peephole LSTM (eqs. 2-7). The LSTM never feeds back into the
+ResNet. The final hidden state and the ResNet's global-average-pooled features feed a
+linear layer: softmax logits (classification) or a sigmoid over normalised x, y
+coordinates (keypoints, 2017 paper).
+
+Choices where the papers are ambiguous or silent (documented here, used everywhere):
+
+* Gate non-linearities: eqs. 2-4 of both papers use the logistic function for the
+  input, forget and output gates, while section 4 of the 2016 paper says the output
+  gate "uses tanh". We follow the equations (``output_gate_activation="sigmoid"``);
+  ``"tanh"`` is available for the other reading.
+* "High negative biases tend to be favourable": we give the forget gate a negative
+  initial bias (``forget_bias=-2``), other gate biases start at 0.
+* The learned initial state is the hidden state ``h_0``; the initial cell ``c_0`` is 0.
+* Peephole weights start at N(0, 0.1), Lasagne's default for ``Gate.W_cell``.
+* Input and recurrent gate weights: orthogonal (Saxe et al. 2013), one block per gate.
+* Mean pooling uses non-overlapping ``pool x pool`` windows (floor at the border).
+* The keypoint head outputs [B, K, 2] in [0, 1] with ``num_outputs = 2K``.
+
+Fast path: since the LSTM input never depends on the LSTM, all input projections
+``W_x x_l`` are computed before the recurrence, one matrix product per stage using only
+the first ``D_stage`` columns of ``W_x`` (the zero padding contributes exactly 0). The
+zero-padded step input is only materialised when ``lstm.input`` is being recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crmn_viz.models.resnet import (
+    ResNetConfig,
+    ResNetTrunk,
+    blocks_per_stage,
+    init_linear,
+    init_resnet_weights,
+)
+from crmn_viz.tracing import Probe
+
+__all__ = ["CRMN", "CRMNConfig", "PeepholeLSTM"]
+
+GATE_NAMES = ("input_gate", "forget_gate", "output_gate", "cell_candidate")
+
+
+@dataclasses.dataclass
+class CRMNConfig(ResNetConfig):
+    """Configuration of a CRMN: the ResNet's fields plus the memory's."""
+
+    hidden_size: int = 100  # LSTM cell and hidden size (100 in both papers)
+    pool: int = 2  # mean-pool window before the LSTM: 2 for 32x32, 4 for 80x80 faces
+    task: str = "classification"  # "classification" (softmax) or "keypoints" (sigmoid)
+    peephole: bool = True  # peephole terms w_c * c in eqs. 2-4
+    forget_bias: float = -2.0  # initial forget-gate bias (negative: favour recent blocks)
+    output_gate_activation: str = "sigmoid"  # "sigmoid" (eq. 4) or "tanh" (2016 sec. 4 text)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.hidden_size <= 8192:
+            raise ValueError(f"hidden_size must be between 1 and 8192, got {self.hidden_size}")
+        if not 1 <= self.pool <= 64:
+            raise ValueError(f"pool must be between 1 and 64, got {self.pool}")
+        if self.task not in ("classification", "keypoints"):
+            raise ValueError(f"task must be 'classification' or 'keypoints', got {self.task!r}")
+        if self.task == "keypoints" and self.num_outputs % 2:
+            raise ValueError("a keypoint model needs num_outputs = 2 x number of keypoints")
+        if self.output_gate_activation not in ("sigmoid", "tanh"):
+            raise ValueError("output_gate_activation must be 'sigmoid' or 'tanh'")
+
+
+def step_input_sizes(config: CRMNConfig) -> list[int]:
+    """Flattened pooled size D_s of a block output in each of the 3 stages."""
+    size = config.input_size
+    height, width = (size, size) if isinstance(size, int) else size
+    sizes = []
+    for stage in range(3):
+        channels = config.width * 2**stage
+        sizes.append(channels * (height // config.pool) * (width // config.pool))
+        height, width = math.ceil(height / 2), math.ceil(width / 2)
+    return sizes
+
+
+class PeepholeLSTM(nn.Module):
+    """Peephole LSTM over the block sequence, CRMN eqs. 2-7.
+
+    ``i_l = s(W_xi x_l + W_hi h_{l-1} + w_ci * c_{l-1} + b_i)``   (2)
+    ``f_l = s(W_xf x_l + W_hf h_{l-1} + w_cf * c_{l-1} + b_f)``   (3)
+    ``o_l = s(W_xo x_l + W_ho h_{l-1} + w_co * c_l + b_o)``       (4)
+    ``c_l = f_l * c_{l-1} + i_l * s_l``                          (5)
+    ``s_l = tanh(W_xc x_l + W_hc h_{l-1} + b_c)``                (6)
+    ``h_l = o_l * tanh(c_l)``                                    (7)
+
+    Parameters: ``input_weight`` [4H, D] and ``hidden_weight`` [4H, H] with gate
+    blocks in the order (i, f, o, s); ``bias`` [4H]; ``peephole`` [3, H] for (i, f, o);
+    ``initial_hidden`` [H].
+
+    Trace names (relative to this module): ``input`` [B, T, D] (pooled, flattened,
+    zero-padded step inputs), ``input_gate``, ``forget_gate``, ``output_gate``,
+    ``cell_candidate`` (s_l), ``cell`` (c_l), ``hidden`` (h_l), each [B, T, H].
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        peephole: bool = True,
+        forget_bias: float = -2.0,
+        output_gate_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.output_gate_activation = output_gate_activation
+        self.input_weight = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.hidden_weight = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
+        self.peephole = nn.Parameter(torch.empty(3, hidden_size)) if peephole else None
+        self.initial_hidden = nn.Parameter(torch.zeros(hidden_size))
+        for name in ("input", *GATE_NAMES, "cell", "hidden"):
+            setattr(self, name, Probe())
+        self.reset_parameters(forget_bias)
+
+    def reset_parameters(self, forget_bias: float) -> None:
+        """Orthogonal gate blocks (Saxe et al.), negative forget bias, N(0, .1) peepholes."""
+        hidden = self.hidden_size
+        with torch.no_grad():
+            for gate in range(4):
+                rows = slice(gate * hidden, (gate + 1) * hidden)
+                nn.init.orthogonal_(self.input_weight[rows])
+                nn.init.orthogonal_(self.hidden_weight[rows])
+            self.bias.zero_()
+            self.bias[hidden : 2 * hidden] = forget_bias
+            if self.peephole is not None:
+                nn.init.normal_(self.peephole, std=0.1)
+            self.initial_hidden.zero_()
+
+    def project_inputs(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
+        """``W_x x_l + b`` for all steps: one product per stage on the unpadded columns.
+
+        Args:
+            stage_inputs: per stage, [B, n_s, D_s] with D_s <= D.
+        Returns:
+            [B, T, 4H] with T = sum of n_s.
+        """
+        projected = [x @ self.input_weight[:, : x.shape[-1]].t() for x in stage_inputs if x.shape[1]]
+        return torch.cat(projected, dim=1) + self.bias
+
+    def padded_inputs(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
+        """The zero-padded step inputs x_l as one tensor [B, T, D]."""
+        return torch.cat([F.pad(x, (0, self.input_size - x.shape[-1])) for x in stage_inputs], dim=1)
+
+    def forward(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H]."""
+        self.input.record_lazily(lambda: self.padded_inputs(stage_inputs))
+        projected = self.project_inputs(stage_inputs)
+        batch, steps, _ = projected.shape
+        hidden = self.initial_hidden.expand(batch, -1)
+        cell = projected.new_zeros(batch, self.hidden_size)
+        out_act = torch.sigmoid if self.output_gate_activation == "sigmoid" else torch.tanh
+        history: dict[str, list[torch.Tensor]] = {name: [] for name in (*GATE_NAMES, "cell")}
+        hiddens = []
+        for step in range(steps):
+            z = projected[:, step] + hidden @ self.hidden_weight.t()
+            z_i, z_f, z_o, z_s = z.chunk(4, dim=1)
+            if self.peephole is not None:
+                z_i = z_i + self.peephole[0] * cell
+                z_f = z_f + self.peephole[1] * cell
+            input_gate = torch.sigmoid(z_i)  # eq. 2
+            forget_gate = torch.sigmoid(z_f)  # eq. 3
+            candidate = torch.tanh(z_s)  # eq. 6
+            cell = forget_gate * cell + input_gate * candidate  # eq. 5
+            if self.peephole is not None:
+                z_o = z_o + self.peephole[2] * cell
+            output_gate = out_act(z_o)  # eq. 4 (peephole on the new cell c_l)
+            hidden = output_gate * torch.tanh(cell)  # eq. 7
+            hiddens.append(hidden)
+            for name, value in zip(
+                (*GATE_NAMES, "cell"), (input_gate, forget_gate, output_gate, candidate, cell)
+            ):
+                history[name].append(value)
+        hidden_seq = torch.stack(hiddens, dim=1)
+        for name, values in history.items():
+            getattr(self, name).record_lazily(lambda values=values: torch.stack(values, dim=1))
+        return self.hidden(hidden_seq)
+
+
+class CRMN(ResNetTrunk):
+    """CRMN classifier or keypoint regressor.
+
+    Trace names: ``blocks.{k}.out`` (k < 3n), ``lstm.input`` [B, T, D],
+    ``lstm.{input_gate, forget_gate, output_gate, cell_candidate, cell, hidden}``
+    [B, T, H] with T = 3n, ``pooled`` [B, 4w] (global average pool of the ResNet),
+    ``features`` [B, H + 4w] (= [h_T, pooled], what feeds the head) and ``logits``
+    [B, classes] or ``keypoints`` [B, K, 2] in [0, 1].
+    """
+
+    arch = "crmn"
+
+    def __init__(self, config: CRMNConfig | None = None, **overrides: object) -> None:
+        super().__init__()
+        self.config = config if config is not None else CRMNConfig(**overrides)  # type: ignore[arg-type]
+        cfg = self.config
+        self.build_trunk(cfg)
+        self.step_sizes = step_input_sizes(cfg)
+        if min(self.step_sizes) < 1:
+            raise ValueError(f"pool={cfg.pool} is too large for input_size={cfg.input_size}")
+        self.lstm = PeepholeLSTM(
+            max(self.step_sizes),
+            cfg.hidden_size,
+            peephole=cfg.peephole,
+            forget_bias=cfg.forget_bias,
+            output_gate_activation=cfg.output_gate_activation,
+        )
+        self.fc = nn.Linear(cfg.hidden_size + self.trunk_channels, cfg.num_outputs)
+        self.pooled = Probe()
+        self.features = Probe()
+        if cfg.task == "keypoints":
+            self.keypoints = Probe()
+        else:
+            self.logits = Probe()
+        init_resnet_weights(self)
+        init_linear(self.fc)
+        self.finalize()
+
+    @property
+    def num_steps(self) -> int:
+        """T = 3n LSTM steps, one per residual block."""
+        return 3 * blocks_per_stage(self.config.depth)
+
+    def pool_block_outputs(self, block_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Mean-pool and flatten each block output, stacked per stage: [B, n_s, D_s]."""
+        pool = self.config.pool
+        per_stage: list[list[torch.Tensor]] = [[], [], []]
+        for stage, out in zip(self.stage_of_block, block_outputs):
+            pooled = F.avg_pool2d(out, pool, pool) if pool > 1 else out
+            per_stage[stage].append(pooled.flatten(1))
+        return [torch.stack(items, dim=1) for items in per_stage if items]
+
+    def head(self, hidden: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Final layer on [h, pooled]; works for [B, H] or per-step [B, T, H] hidden.
+
+        Returns logits, or keypoints [..., K, 2] in [0, 1] for the keypoint task.
+        Used by the per-step readout to decode the prediction after every block.
+        """
+        if hidden.dim() == 3:
+            pooled = pooled.unsqueeze(1).expand(-1, hidden.shape[1], -1)
+        out = self.fc(torch.cat([hidden, pooled], dim=-1))
+        if self.config.task == "keypoints":
+            out = torch.sigmoid(out).unflatten(-1, (-1, 2))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        block_outputs, final = self.run_trunk(x)
+        hidden_seq = self.lstm(self.pool_block_outputs(block_outputs))
+        pooled = self.pooled(final.mean(dim=(2, 3)))
+        features = self.features(torch.cat([hidden_seq[:, -1], pooled], dim=1))
+        out = self.fc(features)
+        if self.config.task == "keypoints":
+            return self.keypoints(torch.sigmoid(out).unflatten(-1, (-1, 2)))
+        return self.logits(out)

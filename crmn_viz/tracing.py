@@ -1,0 +1,165 @@
+"""Named recording of model internals, safe for concurrent use.
+
+Every internal quantity worth drawing passes through a :class:`Probe`, an identity
+module. A probe's name is its module path (``blocks.3.out``, ``lstm.forget_gate``),
+discovered by walking ``named_modules()``, never kept by hand.
+
+Recording does not use PyTorch hooks. :func:`recording` opens a per-thread (per
+``contextvars`` context) recorder; a probe that runs while a recorder is open stores a
+detached copy of its input under its name. Because the recorder lives in a context
+variable and not on the module, two threads can trace the same (shared, cached) model
+at once without seeing each other's tensors, and nothing is left attached to the model
+after the call, even when the forward pass raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["Probe", "Trace", "probe_names", "recording"]
+
+
+@dataclass
+class _Recorder:
+    """Collects tensors for one traced call. ``names`` restricts what is stored."""
+
+    names: frozenset[str] | None
+    store_device: torch.device | None
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def wants(self, name: str) -> bool:
+        return self.names is None or name in self.names
+
+
+_ACTIVE_RECORDER: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
+    "crmn_viz_active_recorder", default=None
+)
+
+
+class Probe(nn.Module):
+    """Identity module that records its input under its module path while tracing.
+
+    The module path is assigned by :func:`assign_probe_names` when the owning model
+    is built, so the recorded name always equals the name in ``named_modules()``.
+
+    Shape:
+        Any tensor; returned unchanged (the very same object).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace_name: str = ""
+
+    def is_recording(self) -> bool:
+        """True when a recorder is open in this context and wants this probe.
+
+        Use it to skip building a tensor that exists only to be recorded (for example
+        the zero-padded LSTM input, which the fast path never materialises).
+        """
+        recorder = _ACTIVE_RECORDER.get()
+        return recorder is not None and recorder.wants(self.trace_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        recorder = _ACTIVE_RECORDER.get()
+        if recorder is not None and recorder.wants(self.trace_name):
+            stored = x.detach()
+            if recorder.store_device is not None:
+                stored = stored.to(recorder.store_device)
+            recorder.tensors[self.trace_name] = stored
+        return x
+
+    def record_lazily(self, build: Callable[[], torch.Tensor]) -> None:
+        """Record ``build()`` only if this probe is being recorded (else do nothing)."""
+        if self.is_recording():
+            self.forward(build())
+
+    def extra_repr(self) -> str:
+        return f"name={self.trace_name!r}"
+
+
+def assign_probe_names(model: nn.Module) -> None:
+    """Set every probe's ``trace_name`` to its path in ``model.named_modules()``."""
+    for name, module in model.named_modules():
+        if isinstance(module, Probe):
+            module.trace_name = name
+
+
+def probe_names(model: nn.Module) -> list[str]:
+    """All trace names a model can record, in module order."""
+    return [name for name, module in model.named_modules() if isinstance(module, Probe)]
+
+
+@contextlib.contextmanager
+def recording(
+    names: Iterator[str] | list[str] | set[str] | None = None,
+    store_device: torch.device | str | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Open a recorder for the current thread/context; yields the dict it fills.
+
+    Args:
+        names: only record these trace names (``None``: all probes).
+        store_device: move recorded tensors there (``None``: keep the model's device).
+    """
+    recorder = _Recorder(
+        names=None if names is None else frozenset(names),
+        store_device=None if store_device is None else torch.device(store_device),
+    )
+    token = _ACTIVE_RECORDER.set(recorder)
+    try:
+        yield recorder.tensors
+    finally:
+        _ACTIVE_RECORDER.reset(token)
+
+
+class Trace(Mapping[str, torch.Tensor]):
+    """Read-only mapping ``name -> tensor`` of the internals recorded in one call.
+
+    Names are module paths of :class:`Probe` modules; see each model's docstring for
+    its names and shapes. Tensors are detached. The mapping cannot be modified.
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._tensors = dict(tensors)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self._tensors[name]
+        except KeyError:
+            close = [n for n in self._tensors if name.split(".")[0] in n][:8]
+            raise KeyError(f"{name!r} is not in this trace; some recorded names: {close}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def names(self) -> list[str]:
+        """Recorded names in recording order."""
+        return list(self._tensors)
+
+    def to(self, device: torch.device | str) -> Trace:
+        """A copy with every tensor on ``device``."""
+        return Trace({k: v.to(device) for k, v in self._tensors.items()})
+
+    def cpu(self) -> Trace:
+        """A copy with every tensor on the CPU."""
+        return self.to("cpu")
+
+    def stack(self, pattern: str, count: int) -> torch.Tensor:
+        """Stack ``pattern.format(k)`` for ``k < count`` along a new dim 1.
+
+        Example: ``trace.stack("blocks.{}.out", 9)`` for equally shaped block outputs.
+        """
+        return torch.stack([self[pattern.format(k)] for k in range(count)], dim=1)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in list(self._tensors.items())[:6])
+        more = "" if len(self) <= 6 else f", ... ({len(self)} tensors)"
+        return f"Trace({shapes}{more})"
