@@ -1,0 +1,111 @@
+"""``crmn-viz`` command line: train, evaluate and list checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from crmn_viz.training import load_recipe, train
+
+    recipe = load_recipe(args.config)
+    if args.epochs:
+        recipe.epochs = args.epochs
+    metrics = train(
+        recipe,
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=not args.no_resume,
+        device=args.device,
+        progress=not args.quiet,
+        stop_after_epoch=args.stop_after_epoch,
+    )
+    print(json.dumps({"name": recipe.name, **metrics}))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from crmn_viz.checkpoints import load
+    from crmn_viz.training import evaluate_model
+
+    model = load(args.checkpoint, device=args.device)
+    dataset = args.dataset or model.card.get("dataset")
+    metrics = evaluate_model(model, dataset, args.split, args.data_dir, max_batches=args.max_batches)
+    card_metrics = model.card.get("metrics", {})
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(args.checkpoint),
+                "dataset": dataset,
+                "split": args.split,
+                "measured": metrics,
+                "card": card_metrics,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from crmn_viz.checkpoints import list_checkpoints
+
+    for entry in list_checkpoints(args.dir):
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in entry["metrics"].items() if isinstance(v, float))
+        print(
+            f"{entry['name']:<24} {entry['arch']:<7} {entry['dataset'] or '-':<10} "
+            f"{entry['num_parameters'] or 0:>10,} params  {entry['size_bytes'] / 1e6:6.1f} MB  {metrics}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``crmn-viz``."""
+    parser = argparse.ArgumentParser(prog="crmn-viz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a zoo model from a TOML recipe (resumable)")
+    p.add_argument("config", help="recipe file, e.g. configs/crmn-cifar10.toml")
+    p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--out", default="runs", help="folder for run state and metrics.jsonl")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="where the final checkpoint goes")
+    p.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch")
+    p.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        default=0,
+        help="save the resumable state after this epoch and exit (continue later)",
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (zoo name or path) on its test set")
+    p.add_argument("checkpoint")
+    p.add_argument("--data-dir")
+    p.add_argument("--dataset", help="default: the dataset on the model card")
+    p.add_argument("--split", default="test")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-batches", type=int, default=0)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("list", help="list the checkpoints of the zoo")
+    p.add_argument("--dir", default=None)
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crmn-viz`` script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

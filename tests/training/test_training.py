@@ -1,0 +1,126 @@
+"""Training CLI: a one-batch run, resume after interruption, torchrun with two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from crmn_viz import load
+from crmn_viz.training import InMemoryBatches, load_recipe, train
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = Path(os.environ.get("CRMN_VIZ_DATA_DIR", REPO.parent / "shared" / "data"))
+needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="MNIST copy not found")
+
+RECIPE = """
+name = "tiny-mnist"
+arch = "crmn"
+dataset = "mnist"
+model = {{ depth = 8, width = 4, hidden_size = 6 }}
+epochs = {epochs}
+batch_size = 16
+lr = 0.05
+max_train_batches = 2
+max_eval_batches = 2
+half_storage = false
+"""
+
+
+def write_recipe(tmp_path: Path, epochs: int) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(RECIPE.format(epochs=epochs))
+    return path
+
+
+@needs_mnist
+def test_one_batch_training_run_writes_checkpoint_card_and_metrics(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, 1))
+    metrics = train(recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    model = load(tmp_path / "ck" / "tiny-mnist", device="cpu")
+    assert model.card["dataset"] == "mnist" and model.card["class_names"][0] == "0"
+    assert model.card["metrics"]["test_accuracy"] == metrics["accuracy"]
+    assert model.card["training"]["epochs"] == 1 and model.card["training"]["wall_time_s"] > 0
+    lines = (tmp_path / "runs" / "tiny-mnist" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["epoch"] == 1
+
+
+@needs_mnist
+def test_resume_continues_from_the_last_epoch(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, 2))
+    stopped = train(
+        recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False, stop_after_epoch=1
+    )  # "interrupted" after the first of two epochs
+    assert stopped == {"stopped_at_epoch": 1} and not (tmp_path / "ck").exists()
+    state = torch.load(tmp_path / "runs" / "tiny-mnist" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 1
+    train(recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in (tmp_path / "runs" / "tiny-mnist" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2]  # epoch 1 was not repeated
+
+
+def test_unknown_recipe_keys_are_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\narch = "crmn"\ndataset = "mnist"\nepoch = 3\n')
+    with pytest.raises(ValueError, match="unknown recipe keys \\['epoch'\\]"):
+        load_recipe(path)
+
+
+def test_batch_augmentation_is_a_shifted_crop_of_the_padded_image():
+    images = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
+    data = InMemoryBatches(images, torch.zeros(64, dtype=torch.long), (0, 0, 0), (1, 1, 1), pad=2, flip=False)
+    x = data.normalise(data.images)
+    out = data.augment(x, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(64):
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_every_shipped_recipe_parses():
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_with_gloo(tmp_path):
+    recipe = write_recipe(tmp_path, 1)
+    env = {**os.environ, "CRMN_VIZ_DATA_DIR": str(SHARED_DATA), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29571",
+            "-m",
+            "crmn_viz.cli",
+            "train",
+            str(recipe),
+            "--out",
+            str(tmp_path / "runs"),
+            "--checkpoint-dir",
+            str(tmp_path / "ck"),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((tmp_path / "ck" / "tiny-mnist.json").read_text())
+    assert card["training"]["processes"] == 2
