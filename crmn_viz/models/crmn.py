@@ -160,14 +160,15 @@ class PeepholeLSTM(nn.Module):
         """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H]."""
         self.input.record_lazily(lambda: self.padded_inputs(stage_inputs))
         projected = self.project_inputs(stage_inputs)
-        batch, steps, _ = projected.shape
+        batch = projected.shape[0]
         hidden = self.initial_hidden.expand(batch, -1)
         cell = projected.new_zeros(batch, self.hidden_size)
         out_act = torch.sigmoid if self.output_gate_activation == "sigmoid" else torch.tanh
         history: dict[str, list[torch.Tensor]] = {name: [] for name in (*GATE_NAMES, "cell")}
         hiddens = []
-        for step in range(steps):
-            z = projected[:, step] + hidden @ self.hidden_weight.t()
+        hidden_weight_t = self.hidden_weight.t()
+        for projected_step in projected.unbind(1):  # unbind once: cheaper backward than indexing
+            z = torch.addmm(projected_step, hidden, hidden_weight_t)
             z_i, z_f, z_o, z_s = z.chunk(4, dim=1)
             if self.peephole is not None:
                 z_i = z_i + self.peephole[0] * cell

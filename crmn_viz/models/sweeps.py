@@ -78,27 +78,33 @@ class BidirectionalSweep(nn.Module):
         self, sequences: torch.Tensor, keep_gates: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         both = torch.stack([sequences, sequences.flip(1)])  # [2, N, T, F]
-        projected = torch.matmul(both, self.input_weight.unsqueeze(1)) + self.bias[:, None, None]
-        steps = projected.shape[2]
+        n, steps, features = sequences.shape
+        # one [2, N*T, F] x [2, F, G*H] product for all positions of both directions
+        projected = torch.baddbmm(
+            self.bias[:, None], both.reshape(2, n * steps, features), self.input_weight
+        ).view(2, n, steps, -1)
         hidden_size = self.hidden_size
         hidden = projected.new_zeros(2, sequences.shape[0], hidden_size)
         cell = hidden
         states = []
         gate_history: dict[str, list[torch.Tensor]] = {g: [] for g in GATES_BY_CELL[self.cell]}
-        for t in range(steps):
-            z_x = projected[:, :, t]
+        # unbind once (a per-step index would make autograd allocate a full-size zero
+        # gradient for every step) and split the recurrent weights into contiguous blocks
+        per_step = projected.unbind(2)
+        if self.cell == "gru":
+            gate_weight = self.hidden_weight[:, :, : 2 * hidden_size].contiguous()
+            candidate_weight = self.hidden_weight[:, :, 2 * hidden_size :].contiguous()
+        for z_x in per_step:
             if self.cell == "gru":
-                recurrent_gates = torch.bmm(hidden, self.hidden_weight[:, :, : 2 * hidden_size])
-                gates = torch.sigmoid(z_x[..., : 2 * hidden_size] + recurrent_gates)
+                gates = torch.sigmoid(torch.baddbmm(z_x[..., : 2 * hidden_size], hidden, gate_weight))
                 update, reset = gates.chunk(2, dim=-1)
                 candidate = torch.tanh(
-                    z_x[..., 2 * hidden_size :]
-                    + torch.bmm(reset * hidden, self.hidden_weight[:, :, 2 * hidden_size :])
+                    torch.baddbmm(z_x[..., 2 * hidden_size :], reset * hidden, candidate_weight)
                 )
-                hidden = (1 - update) * hidden + update * candidate
+                hidden = hidden + update * (candidate - hidden)  # (1 - u) h + u h~
                 values: tuple[torch.Tensor, ...] = (update, reset)
             else:
-                z = z_x + torch.bmm(hidden, self.hidden_weight)
+                z = torch.baddbmm(z_x, hidden, self.hidden_weight)
                 z_i, z_f, z_o, z_g = z.chunk(4, dim=-1)
                 input_gate, forget_gate, output_gate = (
                     torch.sigmoid(z_i),
