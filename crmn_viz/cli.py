@@ -64,6 +64,23 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from crmn_viz.benchmarks import markdown_table, run_benchmarks
+
+    hardware, results = run_benchmarks(
+        quick=args.quick, device=args.device, only=args.only, repeats=args.repeats
+    )
+    print(markdown_table(hardware, results))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"hardware": hardware, "results": [r.__dict__ for r in results]}, handle, indent=2)
+    mismatched = [f"{r.group} {r.case}" for r in results if not r.outputs_match]
+    if mismatched:
+        print(f"outputs differ in: {mismatched}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``crmn-viz``."""
     parser = argparse.ArgumentParser(prog="crmn-viz", description=__doc__)
@@ -94,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-batches", type=int, default=0)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="speed/memory benchmarks, side by side in one run")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: check they run and outputs match")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--only", nargs="*", help="subset of benchmark names")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("list", help="list the checkpoints of the zoo")
     p.add_argument("--dir", default=None)
