@@ -1,0 +1,95 @@
+"""Analyses of trained (or untrained) crmn-viz models, shared by the app, the demo and the CLI.
+
+* :func:`classify`: top-k labelled class probabilities.
+* :func:`predict_keypoints` / :func:`predict_faces`: detect faces in a photo, crop them as
+  the training data was cropped, predict 68 keypoints, map them back to photo pixels.
+* :func:`stepwise_readout`: the CRMN's prediction decoded after every residual block.
+* :func:`attribute`: saliency, integrated gradients, gradient SHAP, occlusion and Grad-CAM
+  for a class, a keypoint coordinate or one CRMN LSTM gate unit.
+* :func:`gate_statistics`: streaming per-step, per-unit mean/std of the CRMN's gates and
+  cell state over a data set, overall and per class.
+
+Every function accepts models from :func:`crmn_viz.load` (with a card and ``preprocess``)
+and from :func:`crmn_viz.create_model` (see :func:`preprocessor_for`).
+"""
+
+from crmn_viz.analysis.attributions import (
+    ATTRIBUTION_METHODS,
+    AttributionLimits,
+    AttributionResult,
+    AttributionTarget,
+    GateTarget,
+    KeypointTarget,
+    attribute,
+    describe_target,
+    gradcam_layer_name,
+    occlusion_positions,
+    target_function,
+)
+from crmn_viz.analysis.inputs import (
+    ImageBatch,
+    class_names_for,
+    evaluation_mode,
+    prepare_batch,
+    preprocessor_for,
+)
+from crmn_viz.analysis.keypoints import (
+    FACES68_HAAR_CALIBRATION,
+    DetectedFace,
+    DetectorCalibration,
+    FaceKeypoints,
+    HaarFaceDetector,
+    NoFaceFoundError,
+    crop_box_for,
+    fit_detector_calibration,
+    predict_faces,
+    predict_keypoints,
+)
+from crmn_viz.analysis.predictions import classify
+from crmn_viz.analysis.readouts import StepwiseReadout, stepwise_readout
+from crmn_viz.analysis.statistics import (
+    GATE_QUANTITIES,
+    LSTM_QUANTITIES,
+    GateStatistics,
+    MomentTable,
+    RunningMoments,
+    gate_statistics,
+)
+
+__all__ = [
+    "ATTRIBUTION_METHODS",
+    "FACES68_HAAR_CALIBRATION",
+    "GATE_QUANTITIES",
+    "LSTM_QUANTITIES",
+    "AttributionLimits",
+    "AttributionResult",
+    "AttributionTarget",
+    "DetectedFace",
+    "DetectorCalibration",
+    "FaceKeypoints",
+    "GateStatistics",
+    "GateTarget",
+    "HaarFaceDetector",
+    "ImageBatch",
+    "KeypointTarget",
+    "MomentTable",
+    "NoFaceFoundError",
+    "RunningMoments",
+    "StepwiseReadout",
+    "attribute",
+    "class_names_for",
+    "classify",
+    "crop_box_for",
+    "describe_target",
+    "evaluation_mode",
+    "fit_detector_calibration",
+    "gate_statistics",
+    "gradcam_layer_name",
+    "occlusion_positions",
+    "predict_faces",
+    "predict_keypoints",
+    "prepare_batch",
+    "preprocessor_for",
+    "stepwise_readout",
+    "target_function",
+]

@@ -1,0 +1,375 @@
+"""Facial keypoints on whole photos: detect faces, crop as in training, predict, map back.
+
+The CRMN keypoint model (Moniz & Pal 2017) sees an ``80 x 80`` crop and predicts 68 points
+in normalised crop coordinates ([0, 1], sigmoid head). At training time the crop box comes
+from the annotated keypoints (:func:`crmn_viz.data.face_geometry.face_box_from_keypoints`):
+a square centred on the keypoints' bounding box with ``side = margin * max(bbox width,
+bbox height)``, ``margin = 1.4``. At inference the keypoints are unknown, so this module
+estimates the keypoints' bounding box and then applies exactly the same rule and the same
+crop code (:func:`~crmn_viz.data.face_geometry.crop_and_resize`), so training and inference
+crops agree; predictions return to the photo with
+:func:`~crmn_viz.data.face_geometry.crop_to_image_coords`.
+
+Mapping from a face-detector box to the training crop box
+---------------------------------------------------------
+A detector box ``(x0, y0, x1, y1)`` with side ``w = x1 - x0`` is not the keypoints'
+bounding box: OpenCV's frontal-face Haar cascade frames brows to mouth and sits higher than
+the 68 points, which reach down to the chin. :class:`DetectorCalibration` holds the
+measured relation (medians over 389 faces68 *training* photos where the cascade found the
+face; :func:`fit_detector_calibration` recomputes it for another detector)::
+
+    keypoint-box centre = (cx + 0.00 * w,  cy + 0.16 * w)     (cx, cy: detector box centre)
+    keypoint-box side   = 0.88 * w
+    crop box            = square, same centre, side = 1.4 * 0.88 * w  (about 1.23 w)
+
+A box given by the caller as ``(x0, y0, x1, y1)`` is taken to be the face's keypoint
+bounding box (jaw to jaw, brows to chin), so the training rule applies to it directly; a
+:class:`~crmn_viz.data.face_geometry.FaceBox` is used as the crop box unchanged (for example
+``Faces68Dataset.face_box(i)``, the exact training crop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from crmn_viz.analysis.inputs import evaluation_mode, model_device, model_dtype, preprocessor_for
+from crmn_viz.data.face_geometry import (
+    DEFAULT_FACE_MARGIN,
+    FaceBox,
+    crop_and_resize,
+    crop_to_image_coords,
+    face_box_from_keypoints,
+)
+from crmn_viz.models.base import TracedModel
+
+__all__ = [
+    "FACES68_HAAR_CALIBRATION",
+    "DetectedFace",
+    "DetectorCalibration",
+    "FaceKeypoints",
+    "HaarFaceDetector",
+    "NoFaceFoundError",
+    "crop_box_for",
+    "fit_detector_calibration",
+    "predict_faces",
+    "predict_keypoints",
+]
+
+BoxCorners = tuple[float, float, float, float]
+PhotoInput = Image.Image | np.ndarray | torch.Tensor
+
+
+class NoFaceFoundError(ValueError):
+    """The face detector found no face in the photo (the message suggests what to do)."""
+
+
+class DetectedFace(NamedTuple):
+    """One detection: ``box`` = ``(x0, y0, x1, y1)`` in image pixels, ``score`` = confidence."""
+
+    box: BoxCorners
+    score: float
+
+
+FaceDetector = Callable[[np.ndarray], list[DetectedFace]]
+"""A detector: RGB uint8 photo [H, W, 3] -> detections, most confident first."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HaarFaceDetector:
+    """OpenCV's frontal-face Haar cascade (Viola & Jones 2001), from ``opencv-python-headless``.
+
+    Detections are sorted by confidence, most confident first. The confidence is the
+    number of raw cascade hits merged into the box (``detectMultiScale2``'s
+    ``numDetections``); ties go to the larger box.
+
+    Attributes:
+        scale_factor: image pyramid step.
+        min_neighbors: raw hits needed to keep a box (higher: fewer false faces).
+        min_face_fraction: smallest face side as a fraction of the shorter image side
+            (never below the cascade's 24 pixels).
+        max_side: photos larger than this are shrunk before detection (speed); boxes
+            are scaled back to the original pixels.
+        equalize: equalise the grey-level histogram first (helps dark photos).
+    """
+
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_face_fraction: float = 0.05
+    max_side: int = 1024
+    equalize: bool = True
+
+    def __call__(self, rgb: np.ndarray) -> list[DetectedFace]:
+        """Detect faces in an RGB uint8 photo [H, W, 3] (or grey [H, W])."""
+        import cv2
+
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+        scale = min(1.0, self.max_side / max(grey.shape))
+        if scale < 1.0:
+            size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        if self.equalize:
+            grey = cv2.equalizeHist(grey)
+        min_side = max(24, int(self.min_face_fraction * min(grey.shape)))
+        cascade = _haar_cascade()
+        rects, hits = cascade.detectMultiScale2(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side),
+        )
+        faces = [
+            DetectedFace(
+                (x / scale, y / scale, (x + w) / scale, (y + h) / scale),
+                float(count),
+            )
+            for (x, y, w, h), count in zip(np.asarray(rects).reshape(-1, 4).tolist(), np.ravel(hits))
+        ]
+        return sorted(
+            faces, key=lambda f: (f.score, (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])), reverse=True
+        )
+
+
+_CASCADE_CACHE: dict[str, object] = {}
+
+
+def _haar_cascade():  # type: ignore[no-untyped-def]
+    """The frontal-face cascade, loaded once (the XML ships in the cv2 wheel)."""
+    import cv2
+
+    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+    if path not in _CASCADE_CACHE:
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(f"could not load OpenCV's Haar cascade from {path}")
+        _CASCADE_CACHE[path] = cascade
+    return _CASCADE_CACHE[path]
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorCalibration:
+    """How a detector's box relates to the bounding box of the 68 keypoints.
+
+    With detector box centre ``(cx, cy)`` and side ``w`` (the larger of width and height):
+    keypoint-box centre = ``(cx + center_shift_x * w, cy + center_shift_y * w)`` and
+    keypoint-box side = ``keypoint_extent * w``.
+    """
+
+    center_shift_x: float = 0.0
+    center_shift_y: float = 0.16
+    keypoint_extent: float = 0.88
+
+    def keypoint_box(self, detection: BoxCorners) -> BoxCorners:
+        """Estimated keypoint bounding box ``(x0, y0, x1, y1)`` for a detector box."""
+        x0, y0, x1, y1 = (float(v) for v in detection)
+        side = max(x1 - x0, y1 - y0)
+        cx = (x0 + x1) / 2 + self.center_shift_x * side
+        cy = (y0 + y1) / 2 + self.center_shift_y * side
+        half = self.keypoint_extent * side / 2
+        return (cx - half, cy - half, cx + half, cy + half)
+
+    def crop_box(self, detection: BoxCorners, margin: float = DEFAULT_FACE_MARGIN) -> FaceBox:
+        """The training crop box (same rule as ``face_box_from_keypoints``) for a detector box."""
+        return crop_box_for(self.keypoint_box(detection), margin)
+
+
+FACES68_HAAR_CALIBRATION = DetectorCalibration()
+"""Haar frontal-face cascade vs. faces68 keypoints (medians over 389 training photos)."""
+
+
+def fit_detector_calibration(
+    detections: Sequence[BoxCorners], keypoints: Sequence[np.ndarray | torch.Tensor]
+) -> DetectorCalibration:
+    """Measure a detector's :class:`DetectorCalibration` from annotated faces.
+
+    Args:
+        detections: one detector box ``(x0, y0, x1, y1)`` per face.
+        keypoints: the matching annotated keypoints, each [K, 2] in image pixels.
+
+    Returns:
+        The median centre shifts and extent (medians resist the odd bad detection).
+    """
+    if len(detections) != len(keypoints) or not detections:
+        raise ValueError("need one detection per keypoint set, and at least one")
+    rows = []
+    for (x0, y0, x1, y1), points in zip(detections, keypoints):
+        points = np.asarray(points, dtype=np.float64)
+        low, high = points.min(axis=0), points.max(axis=0)
+        side = max(x1 - x0, y1 - y0)
+        center = (low + high) / 2
+        rows.append(
+            (
+                (center[0] - (x0 + x1) / 2) / side,
+                (center[1] - (y0 + y1) / 2) / side,
+                float((high - low).max()) / side,
+            )
+        )
+    shift_x, shift_y, extent = np.median(np.asarray(rows), axis=0)
+    return DetectorCalibration(float(shift_x), float(shift_y), float(extent))
+
+
+def crop_box_for(box: FaceBox | BoxCorners | Sequence[float], margin: float = DEFAULT_FACE_MARGIN) -> FaceBox:
+    """The training crop box for a caller's box.
+
+    Args:
+        box: a :class:`FaceBox` (returned unchanged: it already is a crop box) or the face's
+            keypoint bounding box ``(x0, y0, x1, y1)`` in image pixels, to which the training
+            rule of :func:`face_box_from_keypoints` applies.
+        margin: crop enlargement of that rule (1.4 in training).
+
+    Returns:
+        A square :class:`FaceBox` in image pixels.
+    """
+    if isinstance(box, FaceBox):
+        return box
+    values = [float(v) for v in box]
+    if len(values) != 4:
+        raise ValueError(f"a box is (x0, y0, x1, y1) or a FaceBox; got {box!r}")
+    x0, y0, x1, y1 = values
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"box (x0, y0, x1, y1) must have x1 > x0 and y1 > y0; got {box!r}")
+    return face_box_from_keypoints(torch.tensor([[x0, y0], [x1, y1]], dtype=torch.float64), margin)
+
+
+@dataclasses.dataclass
+class FaceKeypoints:
+    """Keypoints of one face, with the boxes that produced them.
+
+    Attributes:
+        keypoints: [K, 2] ``(x, y)`` in original image pixels (pixel-centre convention of
+            :mod:`crmn_viz.data.face_geometry`).
+        keypoints01: [K, 2] the model's raw output, normalised crop coordinates.
+        crop_box: the square crop box the model saw, in image pixels.
+        detection: the detector box ``(x0, y0, x1, y1)`` or None when the caller gave a box.
+        score: detector confidence (None when the caller gave a box).
+    """
+
+    keypoints: np.ndarray
+    keypoints01: np.ndarray
+    crop_box: FaceBox
+    detection: BoxCorners | None = None
+    score: float | None = None
+
+
+def photo_to_rgb_array(image: PhotoInput) -> np.ndarray:
+    """A photo as RGB uint8 [H, W, 3].
+
+    Accepts a PIL image, a uint8 array [H, W] / [H, W, 3 or 4] or a uint8 tensor [C, H, W].
+    """
+    if isinstance(image, Image.Image):
+        return np.array(image.convert("RGB"))  # a writable copy
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8 or image.dim() != 3:
+            raise TypeError("a photo tensor must be uint8 [C, H, W]")
+        image = image.permute(1, 2, 0).cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a PIL image, a uint8 array or a uint8 tensor, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"photo arrays must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise TypeError(f"photo arrays must be [H, W], [H, W, 3] or [H, W, 4]; got {image.shape}")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _model_crops(model: TracedModel, rgb: np.ndarray, boxes: Sequence[FaceBox]) -> torch.Tensor:
+    """Crop every box as the training data did, scale to [0, 1] and normalise: [F, C, H, W]."""
+    preprocess = preprocessor_for(model)
+    channels, height, width = model.input_shape
+    grey = channels == 1  # grey models see the photo's luminance, as Preprocessor converts to "L"
+    pixels = np.array(Image.fromarray(rgb).convert("L"))[None] if grey else rgb.transpose(2, 0, 1)
+    photo = torch.from_numpy(np.ascontiguousarray(pixels))
+    crops = torch.stack([crop_and_resize(photo, box, (height, width))[0] for box in boxes])
+    mean = torch.tensor(preprocess.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(preprocess.std, dtype=torch.float32).view(1, -1, 1, 1)
+    normalised = (crops.to(torch.float32) / 255.0 - mean) / std
+    return normalised.to(device=model_device(model), dtype=model_dtype(model))
+
+
+def predict_faces(
+    model: TracedModel,
+    image: PhotoInput,
+    box: FaceBox | BoxCorners | Sequence[float] | None = None,
+    detector: FaceDetector | None = None,
+    calibration: DetectorCalibration = FACES68_HAAR_CALIBRATION,
+    margin: float = DEFAULT_FACE_MARGIN,
+    max_faces: int | None = None,
+) -> list[FaceKeypoints]:
+    """Like :func:`predict_keypoints`, keeping the crop boxes and detector scores.
+
+    Returns:
+        One :class:`FaceKeypoints` per face, most confident detection first.
+    """
+    if model.task != "keypoints":
+        raise ValueError(f"predict_keypoints needs a keypoint model; this {model.arch} model is a classifier")
+    rgb = photo_to_rgb_array(image)
+    if box is not None:
+        detections: list[DetectedFace | None] = [None]
+        crop_boxes = [crop_box_for(box, margin)]
+    else:
+        found = (detector or HaarFaceDetector())(rgb)
+        if max_faces is not None:
+            found = found[:max_faces]
+        if not found:
+            raise NoFaceFoundError(
+                f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} photo; pass box=(x0, y0, x1, y1) "
+                "around the face, or try a larger, frontal, well-lit face"
+            )
+        detections = list(found)
+        crop_boxes = [calibration.crop_box(face.box, margin) for face in found]
+    with evaluation_mode(model), torch.no_grad():
+        points01 = model(_model_crops(model, rgb, crop_boxes)).to(torch.float64).cpu()
+    faces = []
+    for points, crop_box, detection in zip(points01, crop_boxes, detections):
+        faces.append(
+            FaceKeypoints(
+                keypoints=crop_to_image_coords(points, crop_box).numpy(),
+                keypoints01=points.numpy(),
+                crop_box=crop_box,
+                detection=None if detection is None else detection.box,
+                score=None if detection is None else detection.score,
+            )
+        )
+    return faces
+
+
+def predict_keypoints(
+    model: TracedModel,
+    image: PhotoInput,
+    box: FaceBox | BoxCorners | Sequence[float] | None = None,
+    detector: FaceDetector | None = None,
+    calibration: DetectorCalibration = FACES68_HAAR_CALIBRATION,
+    margin: float = DEFAULT_FACE_MARGIN,
+    max_faces: int | None = None,
+) -> list[np.ndarray]:
+    """Facial keypoints of every face in a photo, in the photo's own pixel coordinates.
+
+    Args:
+        model: a keypoint model (``task == "keypoints"``, e.g. the 2017 CRMN), run in eval mode.
+        image: the whole photo: PIL image, uint8 array [H, W(, 3)] or uint8 tensor [C, H, W].
+        box: skip detection and use this face: a :class:`FaceBox` crop box, or the face's
+            keypoint bounding box ``(x0, y0, x1, y1)`` (see the module docstring).
+        detector: callable RGB uint8 [H, W, 3] -> list of :class:`DetectedFace`, most
+            confident first (default: :class:`HaarFaceDetector`).
+        calibration: detector box -> keypoint box relation (default: measured for the Haar
+            cascade on faces68; see :func:`fit_detector_calibration`).
+        margin: crop enlargement, as in training (1.4).
+        max_faces: keep at most this many detections.
+
+    Returns:
+        One float64 array [K, 2] of ``(x, y)`` image pixels per face, most confident first.
+
+    Raises:
+        NoFaceFoundError: no box given and the detector found no face.
+        ValueError: a classifier model or a malformed box.
+    """
+    faces = predict_faces(model, image, box, detector, calibration, margin, max_faces)
+    return [face.keypoints for face in faces]
