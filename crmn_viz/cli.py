@@ -81,6 +81,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gradio(args: argparse.Namespace) -> int:
+    from crmn_viz.gradio_app import main as gradio_main
+
+    gradio_main(["--host", args.host, "--port", str(args.port)])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``crmn-viz``."""
     parser = argparse.ArgumentParser(prog="crmn-viz", description=__doc__)
@@ -119,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("gradio", help="launch the Gradio demo")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=_cmd_gradio)
 
     p = sub.add_parser("list", help="list the checkpoints of the zoo")
     p.add_argument("--dir", default=None)
