@@ -9,8 +9,17 @@ Typical use::
 
 See :mod:`crmn_viz.figures.theme` for sizes, fonts and palettes, and
 :mod:`crmn_viz.figures.export` for formats, sizes on paper and data sidecars.
+
+Scientific figures (pure functions of traces or arrays; none runs a model):
+:mod:`~crmn_viz.figures.memory` (CRMN LSTM gates and cell state),
+:mod:`~crmn_viz.figures.renet` (ReNet sweeps, patch grids, context reach),
+:mod:`~crmn_viz.figures.rir` (RiR residual and transient streams),
+:mod:`~crmn_viz.figures.overlays` (attributions and keypoints over images),
+:mod:`~crmn_viz.figures.readouts` (stepwise and final predictions) and
+:mod:`~crmn_viz.figures.data` (:func:`figure_data`, the numbers behind any figure).
 """
 
+from crmn_viz.figures.data import figure_data
 from crmn_viz.figures.export import (
     SUPPORTED_FORMATS,
     FigureExport,
@@ -20,6 +29,22 @@ from crmn_viz.figures.export import (
     export_figures,
     find_browser,
 )
+from crmn_viz.figures.memory import (
+    plot_cell_state,
+    plot_gate_comparison,
+    plot_gate_heatmap,
+    plot_gate_statistics,
+    plot_gate_trajectories,
+    plot_memory_animation,
+)
+from crmn_viz.figures.overlays import draw_keypoints, plot_attribution_overlay, plot_keypoints
+from crmn_viz.figures.readouts import (
+    plot_prediction_bar,
+    plot_stepwise_keypoints,
+    plot_stepwise_probabilities,
+)
+from crmn_viz.figures.renet import context_reach_masks, plot_context_reach, plot_patch_grid, plot_sweep_maps
+from crmn_viz.figures.rir import plot_stream_maps, plot_stream_norms
 from crmn_viz.figures.theme import (
     CATEGORICAL_COLOURS,
     DIVERGING_COLORSCALE,
@@ -56,10 +81,29 @@ __all__ = [
     "apply_paper_style",
     "browser_available",
     "column_width_in",
+    "context_reach_masks",
+    "draw_keypoints",
     "export_figure",
     "export_figures",
+    "figure_data",
     "find_browser",
     "paper_template",
+    "plot_attribution_overlay",
+    "plot_cell_state",
+    "plot_context_reach",
+    "plot_gate_comparison",
+    "plot_gate_heatmap",
+    "plot_gate_statistics",
+    "plot_gate_trajectories",
+    "plot_keypoints",
+    "plot_memory_animation",
+    "plot_patch_grid",
+    "plot_prediction_bar",
+    "plot_stepwise_keypoints",
+    "plot_stepwise_probabilities",
+    "plot_stream_maps",
+    "plot_stream_norms",
+    "plot_sweep_maps",
     "pt_to_px",
     "register_paper_template",
     "symmetric_range",

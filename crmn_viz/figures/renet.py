@@ -1,0 +1,665 @@
+"""Figures of ReNet's recurrent sweeps (Visin et al. 2015).
+
+A ReNet layer cuts its input into non-overlapping patches and runs four RNNs over the
+patch grid: ``vertical_fwd`` down every column (top to bottom), ``vertical_bwd`` up
+every column, then, on their concatenation, ``horizontal_fwd`` along every row (left to
+right) and ``horizontal_bwd`` (right to left). A trace holds each sweep's hidden states
+as ``layers.{k}.<direction>`` [B, d, rows, cols].
+
+* :func:`plot_sweep_maps` shows what the four sweeps computed, either as one RGB image
+  (a PCA of the d channels fitted jointly over the four maps, so equal colours mean
+  similar state vectors in every panel) or as a grid of single channels.
+* :func:`plot_patch_grid` draws a layer's patch grid over the input image.
+* :func:`plot_context_reach` shows, for one output position, which part of the input
+  each sweep can have seen: the recurrences make this follow from the sweep order
+  alone (see :func:`context_reach_masks`).
+
+None of these runs a model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from crmn_viz.figures.arrays import as_rgb_uint8, check_index, to_numpy
+from crmn_viz.figures.layout import finish_figure, image_figure_height_in, legend_rows
+from crmn_viz.figures.theme import DIVERGING_COLORSCALE, OKABE_ITO, symmetric_range
+
+__all__ = [
+    "SWEEP_DIRECTIONS",
+    "SWEEP_LABELS",
+    "context_reach_masks",
+    "plot_context_reach",
+    "plot_patch_grid",
+    "plot_sweep_maps",
+    "renet_grid_sizes",
+    "sweep_maps",
+    "sweep_pca_rgb",
+]
+
+SWEEP_DIRECTIONS: tuple[str, ...] = ("vertical_fwd", "vertical_bwd", "horizontal_fwd", "horizontal_bwd")
+"""The four sweeps of a ReNet layer, in the order they are drawn (2 x 2, row by row)."""
+
+SWEEP_LABELS: dict[str, str] = {
+    "vertical_fwd": "↓ top to bottom",
+    "vertical_bwd": "↑ bottom to top",
+    "horizontal_fwd": "→ left to right",
+    "horizontal_bwd": "← right to left",
+}
+"""Panel title of each sweep: the direction the RNN reads the patch grid in."""
+
+_REACH_COLOUR = OKABE_ITO["blue"]
+_TARGET_COLOUR = OKABE_ITO["vermillion"]
+_DEFAULT_CHANNELS = 6
+_OUTLINE = {"layer": "above", "opacity": 1, "fillcolor": "rgba(0,0,0,0)"}  # the template fills shapes
+
+PatchSize = int | Sequence[int]
+TraceLike = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- reading traces
+
+
+def renet_grid_sizes(trace: TraceLike) -> list[tuple[int, int]]:
+    """Patch-grid size (rows, cols) of every ReNet layer recorded in ``trace``.
+
+    Args:
+        trace: A ReNet trace (needs ``layers.{k}.<direction>`` or ``layers.{k}.out``).
+
+    Returns:
+        One (rows, cols) per layer, from layer 0 up to the last one recorded.
+
+    Raises:
+        KeyError: No ReNet layer is in the trace.
+    """
+    sizes = []
+    layer = 0
+    while True:
+        names = [f"layers.{layer}.{direction}" for direction in (*SWEEP_DIRECTIONS, "out")]
+        found = next((name for name in names if name in trace), None)
+        if found is None:
+            break
+        shape = tuple(trace[found].shape)
+        sizes.append((int(shape[-2]), int(shape[-1])))
+        layer += 1
+    if not sizes:
+        raise KeyError("the trace holds no ReNet layer (no 'layers.0.vertical_fwd' or 'layers.0.out')")
+    return sizes
+
+
+def sweep_maps(trace: TraceLike, layer: int = 0, image_index: int = 0) -> dict[str, np.ndarray]:
+    """The four sweep maps of one layer for one image.
+
+    Args:
+        trace: A ReNet trace.
+        layer: ReNet layer index.
+        image_index: Which image of the batch.
+
+    Returns:
+        ``direction -> [d, rows, cols]`` float arrays, in :data:`SWEEP_DIRECTIONS` order.
+    """
+    maps = {}
+    for direction in SWEEP_DIRECTIONS:
+        values = to_numpy(trace[f"layers.{layer}.{direction}"])
+        if values.ndim != 4:
+            raise ValueError(f"layers.{layer}.{direction} should be [B, d, rows, cols], got {values.shape}")
+        maps[direction] = values[check_index(image_index, values.shape[0], "image_index")]
+    return maps
+
+
+def sweep_pca_rgb(maps: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Project the d channels of several maps to 3 with one PCA, and scale them to RGB.
+
+    The principal components are fitted on the state vectors of *all* maps together
+    (every grid position of every map is one sample), and each component is scaled
+    to [0, 1] with one minimum and maximum over all maps, so a colour means the same
+    state vector in every map. Signs are fixed so the largest loading of each
+    component is positive (deterministic colours). With d < 3 the missing channels
+    are 0.5 (grey); a component that is constant everywhere is 0.5 too.
+
+    Args:
+        maps: ``name -> [d, rows, cols]`` arrays with the same d.
+
+    Returns:
+        ``(rgb, explained)``: ``name -> [rows, cols, 3]`` floats in [0, 1] (red = first
+        component) and the fraction of the total variance each of the (up to) 3
+        components explains.
+    """
+    arrays = {name: to_numpy(values) for name, values in maps.items()}
+    if not arrays:
+        raise ValueError("maps must hold at least one [d, rows, cols] array")
+    depths = {values.shape[0] for values in arrays.values()}
+    if len(depths) != 1 or any(values.ndim != 3 for values in arrays.values()):
+        raise ValueError("every map must be [d, rows, cols] with the same d")
+    samples = np.concatenate([values.reshape(values.shape[0], -1).T for values in arrays.values()])
+    centred = samples - samples.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    count = min(3, components.shape[0])
+    components = components[:count]
+    signs = np.sign(components[np.arange(count), np.abs(components).argmax(axis=1)])
+    components = components * np.where(signs == 0, 1.0, signs)[:, None]
+    projected = np.full((samples.shape[0], 3), 0.5)
+    for index in range(count):
+        values = centred @ components[index]
+        low, high = float(values.min()), float(values.max())
+        if high - low > 1e-12 * max(1.0, abs(high)):
+            projected[:, index] = (values - low) / (high - low)
+    total = float((singular**2).sum())
+    explained = (singular[:count] ** 2) / total if total > 0 else np.zeros(count)
+    rgb = {}
+    start = 0
+    for name, values in arrays.items():
+        rows, cols = values.shape[1:]
+        rgb[name] = np.clip(projected[start : start + rows * cols].reshape(rows, cols, 3), 0.0, 1.0)
+        start += rows * cols
+    return rgb, explained
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _square_cells(fig: go.Figure, count: int, reverse_y: bool = True) -> None:
+    """Give every subplot square cells and row 0 at the top."""
+    for index in range(1, count + 1):
+        suffix = "" if index == 1 else str(index)
+        fig.layout[f"yaxis{suffix}"].update(
+            scaleanchor=f"x{suffix}", scaleratio=1, constrain="domain", showgrid=False
+        )
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain", showgrid=False)
+        if reverse_y:
+            fig.layout[f"yaxis{suffix}"].autorange = "reversed"
+
+
+def _integer_ticks(size: int) -> dict[str, Any]:
+    step = max(1, math.ceil(size / 6))
+    return {"tickmode": "array", "tickvals": list(range(0, size, step))}
+
+
+def plot_sweep_maps(
+    trace: TraceLike,
+    layer: int = 0,
+    image_index: int = 0,
+    mode: Literal["pca", "channels"] = "pca",
+    channels: int | Sequence[int] | None = None,
+    *,
+    columns: Literal[1, 2] | None = None,
+    height_in: float | None = None,
+) -> go.Figure:
+    """The four sweeps of one ReNet layer for one image, on the layer's patch grid.
+
+    ``mode="pca"``: a 2 x 2 figure (top to bottom, bottom to top / left to right, right
+    to left), each panel an RGB image of the sweep's hidden states projected on the
+    first three principal components (see :func:`sweep_pca_rgb`; fitted jointly over
+    the four maps, so colours compare across panels). The explained variance ratios
+    are kept in ``fig.layout.meta["explained_variance_ratio"]``.
+
+    ``mode="channels"``: one row per sweep and one column per channel, each a heatmap
+    of that hidden unit over the patch grid, all on one diverging colour scale
+    symmetric about 0.
+
+    Args:
+        trace: A ReNet trace.
+        layer: ReNet layer index.
+        image_index: Which image of the batch.
+        mode: ``"pca"`` or ``"channels"``.
+        channels: For ``"channels"``: how many channels from the first (int) or which
+            ones (sequence); default the first 6 (or all if fewer).
+        columns: Printed width (default: 1 for ``"pca"``, 2 for ``"channels"``).
+        height_in: Printed height in inches (default: fitted to the grid's aspect).
+
+    Returns:
+        ``"pca"``: four ``go.Image`` traces named after the directions with ``z`` in
+        [0, 1] (``zmax`` = 1). ``"channels"``: one ``go.Heatmap`` per (direction,
+        channel), named ``"<direction> ch <k>"``, ``z`` = the map [rows, cols].
+    """
+    maps = sweep_maps(trace, layer, image_index)
+    depth, rows, cols = maps["vertical_fwd"].shape
+    if mode == "pca":
+        rgb, explained = sweep_pca_rgb(maps)
+        fig = make_subplots(
+            rows=2,
+            cols=2,
+            subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
+            horizontal_spacing=0.08,
+            vertical_spacing=0.14,
+        )
+        for index, direction in enumerate(SWEEP_DIRECTIONS):
+            fig.add_trace(
+                go.Image(
+                    z=rgb[direction],
+                    zmin=[0, 0, 0, 0],
+                    zmax=[1, 1, 1, 1],
+                    colormodel="rgb",
+                    name=direction,
+                    hovertemplate="row %{y}, col %{x}<br>PC 1-3 (scaled): %{z}<extra>"
+                    + direction
+                    + "</extra>",
+                ),
+                row=index // 2 + 1,
+                col=index % 2 + 1,
+            )
+        _square_cells(fig, 4, reverse_y=False)  # go.Image already puts row 0 at the top
+        fig.update_xaxes(**_integer_ticks(cols))
+        fig.update_yaxes(**_integer_ticks(rows))
+        fig.update_xaxes(title_text="patch column", row=2)
+        fig.update_yaxes(title_text="patch row", col=1)
+        fig.update_layout(
+            meta={"explained_variance_ratio": [round(float(v), 6) for v in explained], "layer": layer}
+        )
+        width = columns or 1
+        default = image_figure_height_in(
+            width, rows, cols, panel_rows=2, panel_cols=2, reserved_width_px=90, reserved_height_px=110
+        )
+        return finish_figure(fig, width, height_in, default)
+    if mode != "channels":
+        raise ValueError(f"mode must be 'pca' or 'channels', got {mode!r}")
+
+    if channels is None:
+        chosen = list(range(min(depth, _DEFAULT_CHANNELS)))
+    elif isinstance(channels, (int, np.integer)):
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
+        chosen = list(range(min(depth, int(channels))))
+    else:
+        chosen = [int(c) for c in channels]
+        if not chosen or min(chosen) < 0 or max(chosen) >= depth:
+            raise ValueError(f"channels must be in 0..{depth - 1}, got {chosen}")
+    low, high = symmetric_range(np.stack([maps[d][chosen] for d in SWEEP_DIRECTIONS]))
+    count = len(chosen)
+    fig = make_subplots(
+        rows=4,
+        cols=count,
+        column_titles=[f"channel {c}" for c in chosen],
+        horizontal_spacing=min(0.02, 0.2 / count),
+        vertical_spacing=0.03,
+    )
+    for row, direction in enumerate(SWEEP_DIRECTIONS, start=1):
+        for col, channel in enumerate(chosen, start=1):
+            fig.add_trace(
+                go.Heatmap(
+                    z=maps[direction][channel],
+                    coloraxis="coloraxis",
+                    name=f"{direction} ch {channel}",
+                    hovertemplate=f"{direction}, channel {channel}<br>row %{{y}}, col %{{x}}: "
+                    "%{z:.3f}<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
+        fig.update_yaxes(title_text=SWEEP_LABELS[direction], row=row, col=1)
+    _square_cells(fig, 4 * count)
+    fig.update_xaxes(showticklabels=False, ticks="", showline=False)
+    fig.update_yaxes(showticklabels=False, ticks="", showline=False)
+    fig.update_layout(
+        coloraxis={
+            "colorscale": DIVERGING_COLORSCALE,
+            "cmin": low,
+            "cmax": high,
+            "colorbar": {"title": {"text": "hidden state", "side": "right"}, "thickness": 8},
+        }
+    )
+    width = columns or 2
+    panel_in = (3.5 if width == 1 else 7.16) * 0.85 / count * rows / cols
+    return finish_figure(fig, width, height_in, min(8.5, max(2.2, 4 * panel_in + 0.5)))
+
+
+def _pair(value: PatchSize) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2:
+        raise ValueError(f"a patch size is an int or (height, width), got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+def _patch_sizes(patch_sizes: Sequence[PatchSize]) -> list[tuple[int, int]]:
+    sizes = [_pair(size) for size in patch_sizes]
+    if not sizes or any(min(size) < 1 for size in sizes):
+        raise ValueError(f"patch sizes must be positive, got {list(patch_sizes)!r}")
+    return sizes
+
+
+def _grid_path(xs: Sequence[float], ys: Sequence[float]) -> str:
+    """One SVG path with a vertical line at every x and a horizontal line at every y."""
+    top, bottom, left, right = ys[0], ys[-1], xs[0], xs[-1]
+    parts = [f"M{x},{top} L{x},{bottom}" for x in xs] + [f"M{left},{y} L{right},{y}" for y in ys]
+    return " ".join(parts)
+
+
+def plot_patch_grid(
+    image: Any,
+    patch_sizes: Sequence[PatchSize],
+    layer: int = 0,
+    *,
+    columns: Literal[1, 2] = 1,
+    height_in: float | None = None,
+) -> go.Figure:
+    """The input image with the patch grid of one ReNet layer drawn over it.
+
+    Patch sizes compound: a layer-k patch covers ``ph_0 x ... x ph_k`` by
+    ``pw_0 x ... x pw_k`` input pixels. An input that is not a multiple of the patch
+    size is zero-padded at the bottom and right (as the model does); the padding is
+    shaded grey.
+
+    Args:
+        image: The input image (see :func:`crmn_viz.figures.arrays.as_rgb_uint8`).
+        patch_sizes: Patch size per layer, as in ``ReNetConfig.patch_sizes`` (an int or
+            (height, width) each).
+        layer: Whose grid to draw.
+        columns: Printed width: 1 or 2 columns.
+        height_in: Printed height in inches (default: fitted to the image's aspect).
+
+    Returns:
+        A figure with one ``go.Image`` (axes in input pixels, pixel centres at integers),
+        the grid as a path shape and the padding as a rectangle shape. The pixel size of
+        the layer's patches is in ``fig.layout.meta["patch_pixels"]``.
+    """
+    rgb = as_rgb_uint8(image)
+    height, width = rgb.shape[:2]
+    sizes = _patch_sizes(patch_sizes)
+    layer = check_index(layer, len(sizes), "layer")
+    rows, cols, patch_h, patch_w = height, width, 1, 1
+    for ph, pw in sizes[: layer + 1]:
+        rows, cols = math.ceil(rows / ph), math.ceil(cols / pw)
+        patch_h, patch_w = patch_h * ph, patch_w * pw
+    covered_h, covered_w = rows * patch_h, cols * patch_w
+    fig = go.Figure(go.Image(z=rgb, name="input", hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    if covered_h > height or covered_w > width:
+        shade = {
+            "type": "path",
+            "line": {"width": 0},
+            "fillcolor": "rgba(128,128,128,0.6)",
+            "layer": "above",
+            "opacity": 1,
+        }
+        right, bottom = covered_w - 0.5, covered_h - 0.5
+        fig.add_shape(
+            path=(
+                f"M{width - 0.5},-0.5 L{right},-0.5 L{right},{bottom} L-0.5,{bottom} "
+                f"L-0.5,{height - 0.5} L{width - 0.5},{height - 0.5} Z"
+            ),
+            name="zero padding",
+            **shade,
+        )
+    xs = [c * patch_w - 0.5 for c in range(cols + 1)]
+    ys = [r * patch_h - 0.5 for r in range(rows + 1)]
+    path = _grid_path(xs, ys)
+    fig.add_shape(type="path", path=path, line={"color": "#000000", "width": 2.2}, **_OUTLINE)
+    fig.add_shape(type="path", path=path, line={"color": OKABE_ITO["yellow"], "width": 1}, **_OUTLINE)
+    fig.update_xaxes(
+        title_text="x (pixels)", range=[-0.5, covered_w - 0.5], showgrid=False, constrain="domain"
+    )
+    fig.update_yaxes(
+        title_text="y (pixels)",
+        range=[covered_h - 0.5, -0.5],
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+        showgrid=False,
+    )
+    fig.update_layout(
+        meta={"layer": layer, "patch_pixels": [patch_h, patch_w], "grid": [rows, cols]},
+    )
+    default = image_figure_height_in(
+        columns, covered_h, covered_w, reserved_width_px=55, reserved_height_px=50
+    )
+    return finish_figure(fig, columns, height_in, default)
+
+
+def context_reach_masks(
+    grid_sizes: Sequence[tuple[int, int]],
+    layer: int,
+    row: int,
+    col: int,
+    *,
+    patch_sizes: Sequence[PatchSize] | None = None,
+    input_size: tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Which input positions each sweep's output at (row, col) of ``layer`` depends on.
+
+    Follows from the sweep definitions (zero initial states, no other mixing):
+    ``vertical_fwd`` at (r, c) has read the patches of rows <= r in column c,
+    ``vertical_bwd`` those of rows >= r; the horizontal sweeps read the concatenated
+    vertical states, which at (r, c') already cover the whole column c', so
+    ``horizontal_fwd`` at (r, c) depends on every row of the columns <= c and
+    ``horizontal_bwd`` on the columns >= c. A layer's output therefore depends on the
+    whole input of the layer, so from layer 1 on every sweep reaches the whole image.
+    Every such set is a product (rows x columns), which is how it is computed; the
+    result is exact. Zero padding is not an input and is never marked.
+
+    Args:
+        grid_sizes: (rows, cols) of every layer's patch grid up to ``layer`` (see
+            :func:`renet_grid_sizes`).
+        layer: Layer of the output position.
+        row: Row of the output position on that layer's grid.
+        col: Column of the output position.
+        patch_sizes: Patch size per layer; needed with ``input_size``. Without it,
+            the patch sizes of layers >= 1 are inferred from the grid sizes (the smallest
+            one that gives them) - which does not change the masks.
+        input_size: (height, width) of the input in pixels: masks are then on the
+            pixel grid. Default: masks on the layer-0 patch grid.
+
+    Returns:
+        ``direction -> bool array`` ([height, width] in pixels, or [rows_0, cols_0]),
+        True where that input can influence the output.
+
+    Raises:
+        ValueError: Position out of range, or sizes that do not fit together.
+    """
+    grids = [(int(r), int(c)) for r, c in grid_sizes]
+    layer = check_index(layer, len(grids), "layer")
+    rows_k, cols_k = grids[layer]
+    if not (0 <= row < rows_k and 0 <= col < cols_k):
+        raise ValueError(f"position ({row}, {col}) is outside layer {layer}'s {rows_k} x {cols_k} grid")
+    if input_size is not None:
+        if patch_sizes is None:
+            raise ValueError("input_size needs patch_sizes (the pixel size of the layer-0 patches)")
+        sizes = _patch_sizes(patch_sizes)
+        base_h, base_w = (int(v) for v in input_size)
+    else:
+        base_h, base_w = grids[0]
+        sizes = _inferred_patch_sizes(grids)  # the layer-0 patches are the base grid: (1, 1)
+        if patch_sizes is not None:
+            sizes[1:] = _patch_sizes(patch_sizes)[1 : len(grids)]
+    if len(sizes) <= layer:
+        raise ValueError(f"patch_sizes has {len(sizes)} entries; layer {layer} needs {layer + 1}")
+    in_rows = list(np.eye(base_h, dtype=bool))  # dependence of each input row position
+    in_cols = list(np.eye(base_w, dtype=bool))
+    masks: dict[str, np.ndarray] = {}
+    for index in range(layer + 1):
+        ph, pw = sizes[index]
+        patch_rows = [
+            _union(in_rows[r * ph : (r + 1) * ph], base_h) for r in range(math.ceil(len(in_rows) / ph))
+        ]
+        patch_cols = [
+            _union(in_cols[c * pw : (c + 1) * pw], base_w) for c in range(math.ceil(len(in_cols) / pw))
+        ]
+        if (len(patch_rows), len(patch_cols)) != grids[index]:
+            raise ValueError(
+                f"layer {index}: patches of {ph} x {pw} give a {len(patch_rows)} x {len(patch_cols)} grid, "
+                f"but the trace's grid is {grids[index][0]} x {grids[index][1]}"
+            )
+        down = np.logical_or.accumulate(np.array(patch_rows), axis=0)  # rows <= r
+        up = np.logical_or.accumulate(np.array(patch_rows)[::-1], axis=0)[::-1]  # rows >= r
+        whole_column = down | up
+        right = np.logical_or.accumulate(np.array(patch_cols), axis=0)  # columns <= c
+        left = np.logical_or.accumulate(np.array(patch_cols)[::-1], axis=0)[::-1]  # columns >= c
+        if index == layer:
+            masks = {
+                "vertical_fwd": np.outer(down[row], patch_cols[col]),
+                "vertical_bwd": np.outer(up[row], patch_cols[col]),
+                "horizontal_fwd": np.outer(whole_column[row], right[col]),
+                "horizontal_bwd": np.outer(whole_column[row], left[col]),
+            }
+        in_rows, in_cols = list(whole_column), list(right | left)
+    return masks
+
+
+def _inferred_patch_sizes(grids: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(1, 1) for layer 0, then the smallest patch size that maps each grid onto the next."""
+    return [(1, 1)] + [
+        (math.ceil(prev[0] / cur[0]), math.ceil(prev[1] / cur[1])) for prev, cur in itertools.pairwise(grids)
+    ]
+
+
+def _union(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """Logical OR of the parts (none: the zero padding, which depends on nothing)."""
+    return np.logical_or.reduce(np.array(parts), axis=0) if len(parts) else np.zeros(size, dtype=bool)
+
+
+def plot_context_reach(
+    trace: TraceLike,
+    layer: int,
+    row: int,
+    col: int,
+    *,
+    patch_sizes: Sequence[PatchSize] | None = None,
+    image: Any = None,
+    columns: Literal[1, 2] = 1,
+    height_in: float | None = None,
+) -> go.Figure:
+    """Which input patches can influence each sweep's output at one patch (2 x 2 masks).
+
+    One panel per sweep (as in :func:`plot_sweep_maps`); the chosen output patch is
+    outlined in vermillion. Without ``image`` the masks are drawn on the layer-0 patch
+    grid (blue: can influence, light grey: cannot). With ``image`` and ``patch_sizes``
+    they are drawn over the input image in pixels, the unreachable part dimmed. A
+    legend above the panels names the colours.
+    The masks come from :func:`context_reach_masks` (sweep order only, exact).
+
+    Args:
+        trace: A ReNet trace (only the grid sizes are read).
+        layer: Layer of the output position.
+        row: Row on that layer's patch grid.
+        col: Column on that layer's patch grid.
+        patch_sizes: Patch size per layer (``ReNetConfig.patch_sizes``); needed with
+            ``image``, and used to outline the patch of layers >= 1.
+        image: The input image, to draw the masks over it in pixels.
+        columns: Printed width: 1 or 2 columns.
+        height_in: Printed height in inches (default: fitted to the grid's aspect).
+
+    Returns:
+        A figure whose heatmaps, named after the directions, have ``z`` = the mask as
+        0/1 (on the image: 1 where the input *cannot* influence, drawn dark), plus
+        legend-only entries (no data).
+    """
+    grids = renet_grid_sizes(trace)
+    layer = check_index(layer, len(grids), "layer")
+    grids = grids[: layer + 1]
+    rgb = None if image is None else as_rgb_uint8(image)
+    if rgb is not None and patch_sizes is None:
+        raise ValueError("drawing over the image needs patch_sizes (pixels per layer-0 patch)")
+    masks = context_reach_masks(
+        grids,
+        layer,
+        row,
+        col,
+        patch_sizes=patch_sizes,
+        input_size=None if rgb is None else rgb.shape[:2],
+    )
+    # footprint of the chosen patch on the base grid (pixels, or layer-0 patches)
+    sizes = _inferred_patch_sizes(grids) if patch_sizes is None else _patch_sizes(patch_sizes)
+    counted = sizes[: layer + 1] if rgb is not None else sizes[1 : layer + 1]
+    span_h = math.prod(size[0] for size in counted)
+    span_w = math.prod(size[1] for size in counted)
+    base_h, base_w = masks["vertical_fwd"].shape
+    box = {
+        "x0": col * span_w - 0.5,
+        "x1": min((col + 1) * span_w, base_w) - 0.5,
+        "y0": row * span_h - 0.5,
+        "y1": min((row + 1) * span_h, base_h) - 0.5,
+    }
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
+        horizontal_spacing=0.1,
+        vertical_spacing=0.14,
+    )
+    for index, direction in enumerate(SWEEP_DIRECTIONS):
+        where = {"row": index // 2 + 1, "col": index % 2 + 1}
+        mask = masks[direction]
+        if rgb is not None:
+            fig.add_trace(go.Image(z=rgb, name="input", hoverinfo="skip"), **where)
+            fig.add_trace(
+                go.Heatmap(
+                    z=(~mask).astype(np.uint8),
+                    name=direction,
+                    zmin=0,
+                    zmax=1,
+                    colorscale=[
+                        [0.0, "rgba(0,0,0,0)"],
+                        [0.5, "rgba(0,0,0,0)"],
+                        [0.5, "rgba(0,0,0,0.65)"],
+                        [1.0, "rgba(0,0,0,0.65)"],
+                    ],
+                    showscale=False,
+                    hovertemplate="x %{x}, y %{y}<extra>" + direction + "</extra>",
+                ),
+                **where,
+            )
+        else:
+            fig.add_trace(
+                go.Heatmap(
+                    z=mask.astype(np.uint8),
+                    name=direction,
+                    zmin=0,
+                    zmax=1,
+                    colorscale=[
+                        [0.0, "#E8E8E8"],
+                        [0.5, "#E8E8E8"],
+                        [0.5, _REACH_COLOUR],
+                        [1.0, _REACH_COLOUR],
+                    ],
+                    xgap=1,
+                    ygap=1,
+                    showscale=False,
+                    hovertemplate="patch row %{y}, col %{x}<extra>" + direction + "</extra>",
+                ),
+                **where,
+            )
+        fig.add_shape(type="rect", line={"color": _TARGET_COLOUR, "width": 2.5}, **_OUTLINE, **box, **where)
+    if rgb is not None:
+        keys = [("can influence", "rgba(0,0,0,0)"), ("cannot influence (dimmed)", "rgba(0,0,0,0.65)")]
+    else:
+        keys = [("can influence", _REACH_COLOUR), ("cannot influence", "#E8E8E8")]
+    keys.append(("output patch", "rgba(0,0,0,0)"))
+    for name, colour in keys:
+        outline = _TARGET_COLOUR if name == "output patch" else "#7F7F7F"
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": "square",
+                    "size": 10,
+                    "color": colour,
+                    "line": {"color": outline, "width": 1.5},
+                },
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
+    _square_cells(fig, 4)
+    unit = "pixels" if rgb is not None else "layer-0 patch"
+    fig.update_xaxes(range=[-0.5, base_w - 0.5], showline=False, **_integer_ticks(base_w))
+    fig.update_yaxes(range=[base_h - 0.5, -0.5], showline=False, **_integer_ticks(base_h))
+    fig.update_xaxes(title_text=f"x ({unit})" if rgb is not None else "layer-0 patch column", row=2)
+    fig.update_yaxes(title_text=f"y ({unit})" if rgb is not None else "layer-0 patch row", col=1)
+    fig.update_layout(meta={"layer": layer, "row": row, "col": col}, showlegend=True)
+    default = image_figure_height_in(
+        columns, base_h, base_w, panel_rows=2, panel_cols=2, reserved_width_px=90, reserved_height_px=125
+    )
+    return finish_figure(
+        fig, columns, height_in, default, legend_lines=legend_rows([k[0] for k in keys], columns)
+    )
