@@ -81,6 +81,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crmn_viz.analysis.report import write_report
+    from crmn_viz.checkpoints import CheckpointError, load
+    from crmn_viz.images import InvalidImageError, load_image
+
+    try:
+        model = load(args.checkpoint, device=args.device)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    images = []
+    for path in args.images:
+        try:
+            images.append((Path(path).stem, load_image(path)))
+        except InvalidImageError as err:
+            print(f"skipping {path}: {err}", file=sys.stderr)
+    if not images:
+        print("error: no readable image was given", file=sys.stderr)
+        return 2
+    written = write_report(
+        model, images, args.out, formats=args.formats, dpi=args.dpi, ig_steps=args.ig_steps
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def _cmd_gradio(args: argparse.Namespace) -> int:
     from crmn_viz.gradio_app import main as gradio_main
 
@@ -126,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("analyze", help="write every figure and its data for a set of images")
+    p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--formats", nargs="+", default=["pdf", "svg", "png"], choices=["pdf", "svg", "png", "html"]
+    )
+    p.add_argument("--dpi", type=int, default=300)
+    p.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("gradio", help="launch the Gradio demo")
     p.add_argument("--host", default="127.0.0.1")

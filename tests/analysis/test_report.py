@@ -1,0 +1,102 @@
+"""``crmn-viz analyze``: every applicable figure and its data, for real images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import crmn_viz
+from crmn_viz.analysis.report import figures_for_image
+from crmn_viz.cli import main
+from crmn_viz.figures import browser_available
+from tests.conftest import tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("CRMN_VIZ_DATA_DIR", REPO.parent / "shared" / "data"))
+needs_data = pytest.mark.skipif(not (SHARED / "cifar10-jpeg.zip").exists(), reason="shared data not found")
+
+
+def cifar_test_image(tmp_path: Path) -> Path:
+    with zipfile.ZipFile(SHARED / "cifar10-jpeg.zip") as archive:
+        name = next(n for n in archive.namelist() if n.startswith("test/cat/") and n.endswith(".jpg"))
+        image = Image.open(io.BytesIO(archive.read(name)))
+        path = tmp_path / "cat.png"
+        image.save(path)
+    return path
+
+
+@needs_data
+@pytest.mark.skipif(not browser_available(), reason="Chrome/Chromium needed for static export")
+def test_analyze_cli_writes_figures_and_data_for_a_real_cifar_image(tmp_path):
+    crmn_viz.save(
+        tiny_model("crmn", num_outputs=10, input_size=32),
+        tmp_path / "m",
+        dataset="cifar10",
+        class_names=[f"c{i}" for i in range(10)],
+    )
+    image = cifar_test_image(tmp_path)
+    code = main(
+        [
+            "analyze",
+            str(tmp_path / "m.safetensors"),
+            str(image),
+            "--out",
+            str(tmp_path / "out"),
+            "--formats",
+            "png",
+            "--dpi",
+            "100",
+            "--ig-steps",
+            "8",
+        ]
+    )
+    assert code == 0
+    out = tmp_path / "out"
+    index = json.loads((out / "index.json").read_text())
+    pngs = {p for p in index["figures"] if p.endswith(".png")}
+    for figure in (
+        "lstm_forget_gate",
+        "stepwise_probabilities",
+        "prediction",
+        "attribution_integrated_gradients",
+    ):
+        assert f"cat__{figure}.png" in pngs
+        assert Image.open(out / f"cat__{figure}.png").size[0] == 350  # one column at 100 dpi
+        assert list(out.glob(f"cat__{figure}.data.*")), "the numbers must be written beside the figure"
+    assert (out / "cat__lstm_memory_animation.html").exists()
+
+
+@needs_data
+def test_keypoint_model_gets_keypoint_and_memory_figures_for_a_real_face():
+    photo = sorted((SHARED / "faces68" / "images").iterdir())[0]
+    model = tiny_model("crmn", task="keypoints", num_outputs=136, pool=4, input_size=80)
+    figures = figures_for_image(model, crmn_viz.images.load_image(photo), ig_steps=4)
+    assert {"keypoints", "stepwise_keypoints", "lstm_forget_gate"} <= set(figures)
+    assert "prediction" not in figures
+
+
+def test_analyze_refuses_a_pickle_checkpoint_and_unreadable_images(tmp_path, capsys):
+    (tmp_path / "model.pt").write_bytes(b"\x80\x04K\x01.")
+    assert main(["analyze", str(tmp_path / "model.pt"), "x.png", "--out", str(tmp_path / "o")]) == 2
+    assert "never loaded" in capsys.readouterr().err
+    crmn_viz.save(tiny_model("resnet"), tmp_path / "r")
+    (tmp_path / "notes.png").write_text("hello")
+    assert (
+        main(
+            [
+                "analyze",
+                str(tmp_path / "r.safetensors"),
+                str(tmp_path / "notes.png"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "no readable image" in capsys.readouterr().err
