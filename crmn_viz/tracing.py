@@ -31,6 +31,7 @@ class _Recorder:
 
     names: frozenset[str] | None
     store_device: torch.device | None
+    keep_graph: bool = False
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def wants(self, name: str) -> bool:
@@ -68,7 +69,7 @@ class Probe(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         recorder = _ACTIVE_RECORDER.get()
         if recorder is not None and recorder.wants(self.trace_name):
-            stored = x.detach()
+            stored = x if recorder.keep_graph else x.detach()
             if recorder.store_device is not None:
                 stored = stored.to(recorder.store_device)
             recorder.tensors[self.trace_name] = stored
@@ -99,16 +100,21 @@ def probe_names(model: nn.Module) -> list[str]:
 def recording(
     names: Iterator[str] | list[str] | set[str] | None = None,
     store_device: torch.device | str | None = None,
+    keep_graph: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Open a recorder for the current thread/context; yields the dict it fills.
 
     Args:
         names: only record these trace names (``None``: all probes).
         store_device: move recorded tensors there (``None``: keep the model's device).
+        keep_graph: store the tensors themselves, still attached to the autograd graph
+            (for gradients with respect to an internal activation, e.g. Grad-CAM),
+            instead of detached copies.
     """
     recorder = _Recorder(
         names=None if names is None else frozenset(names),
         store_device=None if store_device is None else torch.device(store_device),
+        keep_graph=keep_graph,
     )
     token = _ACTIVE_RECORDER.set(recorder)
     try:

@@ -55,6 +55,7 @@ from crmn_viz.analysis.inputs import (
 from crmn_viz.analysis.statistics import LSTM_QUANTITIES
 from crmn_viz.models.base import TracedModel
 from crmn_viz.models.reference import reference_crmn_lstm
+from crmn_viz.tracing import recording
 
 __all__ = [
     "ATTRIBUTION_METHODS",
@@ -413,7 +414,6 @@ def _run_method(
         GradientShap,
         IntegratedGradients,
         LayerAttribution,
-        LayerGradCam,
         Occlusion,
         Saliency,
     )
@@ -508,16 +508,36 @@ def _run_method(
                 f"the LSTM at step {target.step} has only read blocks 0..{target.step}; "
                 f"Grad-CAM on block {block_index} is undefined (choose block <= step)"
             )
-    layer_map = LayerGradCam(forward, modules[layer_name]).attribute(
-        inputs, relu_attributions=bool(options["relu"])
-    )
-    if layer_map.dim() != 4:
-        raise ValueError(
-            f"Grad-CAM needs a spatial layer output [B, C, h, w]; {layer_name!r} gives {layer_map.dim()}D"
-        )
+    layer_map = grad_cam(forward, inputs, layer_name, relu=bool(options["relu"]))
     upsampled = LayerAttribution.interpolate(layer_map, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     used = {"layer": layer_name, "relu": bool(options["relu"]), "layer_size": tuple(layer_map.shape[-2:])}
     return upsampled[0, 0], None, used
+
+
+def grad_cam(
+    forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, layer_name: str, relu: bool = True
+) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) on the activation recorded by the probe ``layer_name``.
+
+    ``cam = sum_c (mean_{h,w} d score / d A_c) * A_c`` (then ReLU), as Captum's
+    ``LayerGradCam``, but without module hooks: the activation is captured by the
+    thread-local recorder with its autograd graph kept, so concurrent calls on a shared
+    model cannot see each other's activations.
+
+    Shape: inputs [B, C, H, W] -> [B, 1, h, w] on the layer's grid.
+    """
+    with recording([layer_name], keep_graph=True) as captured:
+        scores = forward(inputs)
+    if layer_name not in captured:
+        raise ValueError(f"the target never reached {layer_name!r}; choose an earlier block or layer")
+    activation = captured[layer_name]
+    if activation.dim() != 4:
+        raise ValueError(
+            f"Grad-CAM needs a spatial layer output [B, C, h, w]; {layer_name!r} gives {activation.dim()}D"
+        )
+    (gradients,) = torch.autograd.grad(scores.sum(), activation)
+    cam = (gradients.mean(dim=(2, 3), keepdim=True) * activation).sum(dim=1, keepdim=True)
+    return (torch.relu(cam) if relu else cam).detach()
 
 
 def occlusion_positions(height: int, width: int, window: tuple[int, int], stride: tuple[int, int]) -> int:

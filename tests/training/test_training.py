@@ -92,7 +92,6 @@ def test_every_shipped_recipe_parses():
 
 
 @needs_mnist
-@pytest.mark.slow
 def test_torchrun_two_cpu_processes_with_gloo(tmp_path):
     recipe = write_recipe(tmp_path, 1)
     env = {**os.environ, "CRMN_VIZ_DATA_DIR": str(SHARED_DATA), "OMP_NUM_THREADS": "1"}

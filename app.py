@@ -1,0 +1,54 @@
+"""crmn-viz app: the frame (page setup, navigation, shared sidebar). Run: ``streamlit run app.py``.
+
+The pages in ``pages/`` draw; every computation and figure comes from :mod:`crmn_viz`.
+"""
+
+import streamlit as st
+
+from crmn_viz.streamlit_ui.state import render_sidebar
+
+st.set_page_config(
+    page_title="crmn-viz",
+    page_icon=":material/memory:",
+    layout="wide",
+    menu_items={
+        "About": "crmn-viz: look inside recurrent-memory vision networks (CRMN, ResNet, ReNet, RiR)."
+    },
+)
+
+PAGES = [
+    st.Page(
+        "pages/overview.py",
+        title="Overview",
+        icon=":material/dashboard:",
+        url_path="overview",
+        default=True,
+    ),
+    st.Page(
+        "pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm-memory"
+    ),
+    st.Page(
+        "pages/renet_sweeps.py",
+        title="ReNet sweeps",
+        icon=":material/swap_vert:",
+        url_path="renet-sweeps",
+    ),
+    st.Page(
+        "pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir-streams"
+    ),
+    st.Page(
+        "pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"
+    ),
+    st.Page(
+        "pages/face_keypoints.py",
+        title="Face keypoints",
+        icon=":material/face:",
+        url_path="face-keypoints",
+    ),
+    st.Page("pages/export.py", title="Export", icon=":material/ios_share:", url_path="export"),
+]
+
+navigation = st.navigation(PAGES)
+render_sidebar()
+st.session_state["_frame_rendered"] = True  # the page knows the sidebar is already drawn
+navigation.run()

@@ -1,0 +1,128 @@
+"""The images a user has chosen, in a form that is cheap to hash, cache and share.
+
+A :class:`SelectedImage` keeps its pixels as canonical PNG bytes, so a result cache can key
+on the bytes (the same picture gives the same key in every session), while the decoded
+picture is only made when an analysis needs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from crmn_viz.images import ImageLimits, ImageSource, load_image
+
+__all__ = ["MAX_SIDE", "SelectedImage", "decode_images", "encode_png", "images_digest"]
+
+MAX_SIDE = 1024
+"""Pictures larger than this (pixels, longer side) are downscaled on arrival: the networks see
+at most 80 x 80 and the face detector works below 1024 px, so nothing is lost but time."""
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """Canonical PNG bytes of an RGB picture (no metadata, fixed compression)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class SelectedImage:
+    """One image chosen in the app.
+
+    Attributes:
+        name: what to call it on screen (file name or gallery label).
+        png: the picture as canonical RGB PNG bytes (the cache key).
+        source: ``"upload"``, ``"gallery"`` or ``"camera"``.
+        label: the true class or person when known (gallery images).
+        keypoints: ground-truth keypoints [K, 2] in pixels of this picture, when known.
+    """
+
+    name: str
+    png: bytes = field(repr=False)
+    source: str = "upload"
+    label: str | None = None
+    keypoints: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_source(
+        cls,
+        name: str,
+        source_data: ImageSource,
+        *,
+        source: str = "upload",
+        label: str | None = None,
+        keypoints: np.ndarray | None = None,
+        limits: ImageLimits | None = None,
+    ) -> SelectedImage:
+        """Load anything :func:`crmn_viz.images.load_image` accepts (raises its ``InvalidImageError``).
+
+        Pictures wider or taller than :data:`MAX_SIDE` are downscaled (keypoints with them).
+        """
+        picture = load_image(source_data, limits=limits)
+        scale = MAX_SIDE / max(picture.size)
+        if scale < 1.0:
+            size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+            picture = picture.resize(size, Image.Resampling.LANCZOS)
+            if keypoints is not None:
+                keypoints = (np.asarray(keypoints, dtype=np.float64) + 0.5) * scale - 0.5
+        return cls(name, encode_png(picture), source, label, keypoints)
+
+    @classmethod
+    def from_bytes(
+        cls, name: str, data: bytes, *, source: str = "upload", limits: ImageLimits | None = None
+    ) -> SelectedImage:
+        """Decode an uploaded file's bytes (raises ``InvalidImageError``)."""
+        return cls.from_source(name, data, source=source, limits=limits)
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, *, label: str | None = None, keypoints: np.ndarray | None = None
+    ) -> SelectedImage:
+        """A gallery (or any on-disk) image."""
+        return cls.from_source(
+            Path(path).name, Path(path), source="gallery", label=label, keypoints=keypoints
+        )
+
+    @property
+    def stem(self) -> str:
+        """The name without its file extension (for figure file names)."""
+        return Path(self.name).stem or self.name
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the PNG bytes (hex, first 16 characters)."""
+        return hashlib.sha256(self.png).hexdigest()[:16]
+
+    def image(self) -> Image.Image:
+        """The decoded RGB picture."""
+        return decode_images([self.png])[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, read from the PNG header."""
+        with Image.open(io.BytesIO(self.png)) as picture:
+            return picture.size
+
+
+def decode_images(pngs: Sequence[bytes]) -> list[Image.Image]:
+    """Decode canonical PNG bytes (as made by :func:`encode_png`) back to RGB pictures."""
+    pictures = []
+    for data in pngs:
+        with Image.open(io.BytesIO(data)) as picture:
+            pictures.append(picture.convert("RGB"))
+    return pictures
+
+
+def images_digest(images: Sequence[SelectedImage]) -> str:
+    """One key for an ordered selection of images."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(image.png)
+    return digest.hexdigest()[:16]

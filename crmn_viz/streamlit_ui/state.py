@@ -1,0 +1,297 @@
+"""The shared sidebar (checkpoint, device, images) and what every page starts with.
+
+The choice persists across pages in ``st.session_state``: the sidebar widgets live in the
+entry file, which runs before every page, and the resulting :class:`Selection` is stored
+under ``st.session_state["selection"]``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from crmn_viz.app_support.applicability import check_view
+from crmn_viz.app_support.gallery import list_gallery
+from crmn_viz.app_support.inference import describe_device
+from crmn_viz.app_support.selection import SelectedImage
+from crmn_viz.app_support.uploads import MAX_CHECKPOINT_BYTES, UPLOAD_IMAGE_LIMITS
+from crmn_viz.checkpoints import CheckpointError, checkpoint_dir, list_checkpoints
+from crmn_viz.models.base import TracedModel
+from crmn_viz.streamlit_ui import compute
+
+SELECTION = "selection"
+GALLERY_DEFAULTS = {"cifar10": 4, "mnist": 4, "faces68": 2}
+
+
+@dataclass
+class Selection:
+    """The model and images chosen in the sidebar.
+
+    Attributes:
+        model: the loaded model (shared by every session: never modify it).
+        key: session-independent key of the weights (for result caches).
+        name: checkpoint name to show.
+        card: its model card.
+        images: the chosen images, in order.
+        refused: one message per uploaded file that could not be used.
+    """
+
+    model: TracedModel
+    key: str
+    name: str
+    card: dict[str, Any]
+    images: list[SelectedImage] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def pngs(self) -> tuple[bytes, ...]:
+        """The images as PNG bytes (cache keys)."""
+        return tuple(image.png for image in self.images)
+
+    @property
+    def dataset(self) -> str | None:
+        """The data set the model was trained on, when its card says."""
+        return self.card.get("dataset")
+
+    @property
+    def is_keypoints(self) -> bool:
+        """Whether the model predicts keypoints rather than classes."""
+        return self.model.task == "keypoints"
+
+
+def current() -> Selection | None:
+    """The sidebar's current choice (None before a model is loaded)."""
+    return st.session_state.get(SELECTION)
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+
+def _describe_entry(entry: dict[str, Any]) -> str:
+    """One line under the checkpoint picker: architecture, data set and test score."""
+    parts = [entry["arch"].upper(), entry.get("dataset") or "unknown data"]
+    metrics = entry.get("metrics") or {}
+    if isinstance(metrics.get("test_accuracy"), (int, float)):
+        parts.append(f"{100 * metrics['test_accuracy']:.1f}% test accuracy")
+    elif isinstance(metrics.get("test_nme_crop"), (int, float)):
+        parts.append(f"{100 * metrics['test_nme_crop']:.1f}% test NME")
+    return " · ".join(parts)
+
+
+def _zoo_model() -> tuple[TracedModel, str, str] | None:
+    folder = checkpoint_dir()
+    entries = list_checkpoints(folder)
+    if not entries:
+        st.info(
+            f"No checkpoints in `{folder}` yet. Upload a `.safetensors` + `.json` pair instead, "
+            "or set `CRMN_VIZ_CHECKPOINT_DIR`."
+        )
+        return None
+    by_name = {entry["name"]: entry for entry in entries}
+    name = st.selectbox(
+        "Checkpoint",
+        list(by_name),
+        key="zoo_choice",
+        help=f"Trained checkpoints of the zoo in `{folder}` (safetensors weights + JSON model card).",
+    )
+    st.caption(_describe_entry(by_name[name]))
+    path = folder / name
+    try:
+        model = compute.zoo_model(str(path), compute.zoo_fingerprint(path))
+    except CheckpointError as err:
+        st.error(f"Could not load `{name}`: {err}")
+        return None
+    return model, name, compute.model_key(model, str(path))
+
+
+def _uploaded_model() -> tuple[TracedModel, str, str] | None:
+    files = st.file_uploader(
+        "Weights and model card",
+        accept_multiple_files=True,
+        type=["safetensors", "json"],
+        key="ckpt_files",
+        max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
+        help="Both files of one checkpoint: name.safetensors and name.json. Pickled .pt files are refused.",
+    )
+    if not files:
+        st.caption("Drop both files of a checkpoint: `name.safetensors` and `name.json`.")
+        return None
+    pairs = tuple((f.name, f.getvalue()) for f in files)
+    digest = compute.files_digest(pairs)
+    try:
+        uploaded = compute.uploaded_model(digest, pairs)
+    except CheckpointError as err:
+        st.error(f"This checkpoint cannot be used: {err}")
+        return None
+    return uploaded.model, uploaded.name, compute.model_key(uploaded.model, digest)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _gallery_images(dataset: str | None) -> list[SelectedImage]:
+    entries = list_gallery(dataset) or list_gallery()
+    if not entries:
+        st.warning("The gallery is empty: run `python -m crmn_viz.app_support.make_gallery`.")
+        return []
+    if dataset and not list_gallery(dataset):
+        st.caption(f"No gallery images for {dataset!r}: showing every gallery image.")
+    by_name = {entry.name: entry for entry in entries}
+    default = list(by_name)[: GALLERY_DEFAULTS.get(dataset or "", 4)]
+    label_counts = Counter(entry.label for entry in entries)
+
+    def describe(name: str) -> str:
+        entry = by_name[name]
+        return entry.label if label_counts[entry.label] == 1 else f"{entry.label} · {entry.path.stem[-5:]}"
+
+    chosen = st.multiselect(
+        "Gallery images",
+        list(by_name),
+        default=default,
+        format_func=describe,
+        key=f"gallery_{dataset or 'all'}",
+        help="Real test images shipped with crmn-viz.",
+    )
+    return [
+        SelectedImage.from_path(by_name[n].path, label=by_name[n].label, keypoints=by_name[n].keypoints)
+        for n in chosen
+    ]
+
+
+def _uploaded_images(source: str = "upload") -> tuple[list[SelectedImage], list[str]]:
+    if source == "camera":
+        shot = st.camera_input("Take a photo of a face", key="camera")
+        files = [shot] if shot is not None else []
+    else:
+        files = (
+            st.file_uploader(
+                "Images",
+                accept_multiple_files=True,
+                key="image_files",
+                max_upload_size=UPLOAD_IMAGE_LIMITS.max_bytes // 2**20,
+                help="PNG, JPEG, GIF, BMP, TIFF, WebP or PPM; several at once are fine.",
+            )
+            or []
+        )
+    images, refused = [], []
+    for upload in files:
+        decoded = compute.decode_upload(upload.name, upload.getvalue(), source)
+        if isinstance(decoded, str):
+            refused.append(decoded)
+        else:
+            images.append(decoded)
+    if refused:
+        st.warning(f"{len(refused)} file(s) could not be read: the page says why.", icon=":material/warning:")
+    return images, refused
+
+
+def render_sidebar() -> Selection | None:
+    """Draw the shared sidebar and store the resulting :class:`Selection` in the session."""
+    with st.sidebar:
+        st.markdown("### Model")
+        origin = st.segmented_control(
+            "Checkpoint source",
+            ["Zoo", "Upload"],
+            default="Zoo",
+            key="ckpt_source",
+            required=True,
+            label_visibility="collapsed",
+        )
+        loaded = _uploaded_model() if origin == "Upload" else _zoo_model()
+        if loaded is None:
+            st.session_state.pop(SELECTION, None)
+            return None
+        model, name, key = loaded
+        st.caption(f"Runs on **{describe_device(model)}** · {model.num_parameters():,} parameters")
+        card = dict(getattr(model, "card", {}) or {})
+        st.markdown("### Images")
+        sources = ["Gallery", "Upload", "Camera"] if model.task == "keypoints" else ["Gallery", "Upload"]
+        source = st.segmented_control(
+            "Image source",
+            sources,
+            default="Gallery",
+            key="image_source",
+            required=True,
+            label_visibility="collapsed",
+        )
+        refused: list[str] = []
+        if source == "Upload":
+            images, refused = _uploaded_images()
+        elif source == "Camera":
+            images, refused = _uploaded_images("camera")
+        else:
+            images = _gallery_images(card.get("dataset"))
+        if images:
+            shown = images[:12]
+            st.image([image.image() for image in shown], width=52)
+            if len(images) > len(shown):
+                st.caption(f"and {len(images) - len(shown)} more")
+    selection = Selection(model, key, name, card, images, refused)
+    st.session_state[SELECTION] = selection
+    return selection
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def _use_checkpoint(name: str) -> None:
+    """Button callback: pick a zoo checkpoint in the sidebar (runs before the next script run)."""
+    st.session_state["ckpt_source"] = "Zoo"
+    st.session_state["zoo_choice"] = name
+
+
+def page_start(view: str, title: str, intro: str, *, needs_images: bool = True) -> Selection:
+    """Title a page and return the selection, or explain kindly what is missing and stop.
+
+    Args:
+        view: the page key (see :data:`crmn_viz.app_support.applicability.VIEWS`).
+        title: page title.
+        intro: one or two sentences on what the page shows.
+        needs_images: stop with a hint when no image is chosen.
+    """
+    if not st.session_state.pop("_frame_rendered", False):
+        # Run on its own (e.g. Streamlit's automatic pages/ mode): draw the shared sidebar here.
+        render_sidebar()
+    st.title(title)
+    st.caption(intro)
+    selection = current()
+    if selection is None:
+        st.info(
+            "Choose a checkpoint in the sidebar (from the zoo, or upload a `.safetensors` + `.json` pair)."
+        )
+        st.stop()
+    verdict = check_view(view, selection.card)
+    if not verdict.applies:
+        st.info(verdict.message, icon=":material/info:")
+        buttons = st.container(horizontal=True)
+        for name in verdict.suggestions[:3]:
+            buttons.button(f"Use {name}", key=f"use_{name}", on_click=_use_checkpoint, args=(name,))
+        st.stop()
+    for message in selection.refused:
+        st.error(message, icon=":material/broken_image:")
+    if needs_images and not selection.images:
+        st.info("Choose one or more images in the sidebar: from the gallery, an upload or the camera.")
+        st.stop()
+    return selection
+
+
+def image_picker(
+    selection: Selection, label: str = "Image", key: str = "image_index", *, columns: bool = False
+) -> int:
+    """A select box over the chosen images (display only); returns the index.
+
+    Args:
+        selection: the current selection.
+        label: widget label.
+        key: widget key (shared by the pages, so the choice follows the user around).
+        columns: draw it in the left third of the page instead of full width.
+    """
+    if len(selection.images) == 1:
+        return 0
+    names = [f"{k + 1}. {image.name}" for k, image in enumerate(selection.images)]
+    where = st.columns([1, 2])[0] if columns else st.container()
+    choice = where.selectbox(label, range(len(names)), format_func=lambda k: names[k], key=key)
+    return min(int(choice or 0), len(selection.images) - 1)

@@ -1,0 +1,135 @@
+"""Attributions: which pixels drive a class, a keypoint coordinate, or one LSTM gate unit."""
+
+import streamlit as st
+
+from crmn_viz.analysis import ATTRIBUTION_METHODS, GATE_QUANTITIES
+from crmn_viz.streamlit_ui import compute
+from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.state import image_picker, page_start
+
+METHOD_NAMES = {
+    "saliency": "Saliency (gradient)",
+    "integrated_gradients": "Integrated gradients",
+    "gradient_shap": "Gradient SHAP",
+    "occlusion": "Occlusion",
+    "gradcam": "Grad-CAM",
+}
+BASELINES = {"zeros": "mean colour", "black": "black", "white": "white"}
+
+selection = page_start(
+    "attributions",
+    "Attributions",
+    "Which input pixels move one number of the network: a class logit, one keypoint coordinate, or a "
+    "CRMN memory unit's gate at one step. Computed with Captum; results are cached, so the display "
+    "controls are free.",
+)
+model, key = selection.model, selection.key
+channels, height, width = model.input_shape
+
+index = image_picker(selection, columns=True)
+image = selection.images[index]
+png, view_caption = image.png, None
+if selection.is_keypoints:
+    crop = compute.face_crop(model, key, image.png)
+    if crop is None:
+        view_caption = "No face was found: the whole photo is explained, resized to the network's input."
+    else:
+        png, view_caption = crop, "The face crop the network sees (found by the face detector)."
+view = compute.model_view(model, key, png)
+
+st.subheader("What to explain")
+kinds = ["Keypoint"] if selection.is_keypoints else ["Predicted class", "Class"]
+if model.arch == "crmn":
+    kinds.append("LSTM gate unit")
+kind = st.segmented_control("Target", kinds, default=kinds[0], required=True, key="attr_kind")
+if kind == "Class":
+    names = list(selection.card.get("class_names") or [f"class {k}" for k in range(model.config.num_outputs)])
+    chosen = st.selectbox("Class", range(len(names)), format_func=names.__getitem__, key="attr_class")
+    target = ("class", int(chosen))
+elif kind == "Keypoint":
+    pick = st.columns(2)
+    point = pick[0].number_input(
+        "Keypoint (0-67)", 0, model.config.num_outputs // 2 - 1, 30, key="attr_point"
+    )
+    axis = pick[1].segmented_control("Coordinate", ["x", "y"], default="x", required=True, key="attr_axis")
+    target = ("keypoint", int(point), axis)
+elif kind == "LSTM gate unit":
+    pick = st.columns(3)
+    gate = pick[0].selectbox("Gate", GATE_QUANTITIES, index=1, key="attr_gate")
+    unit = pick[1].number_input("Unit", 0, model.config.hidden_size - 1, 0, key="attr_unit")
+    step = pick[2].number_input("Step (block)", 0, model.num_steps - 1, model.num_steps - 1, key="attr_step")
+    target = ("gate", gate, int(unit), int(step))
+else:
+    target = ("predicted",)
+
+
+def method_options(method: str, column_key: str) -> tuple:
+    """Widgets for one method's options; returns them as a hashable tuple."""
+    options: dict = {}
+    if method == "integrated_gradients":
+        options["n_steps"] = st.slider("Steps", 8, 256, 64, step=8, key=f"{column_key}_steps")
+        options["baseline"] = st.selectbox(
+            "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_baseline"
+        )
+    elif method == "gradient_shap":
+        options["n_samples"] = st.slider("Samples", 8, 256, 32, step=8, key=f"{column_key}_samples")
+    elif method == "occlusion":
+        side = min(height, width)
+        window = st.slider(
+            "Window (pixels)", 1, max(2, side // 2), max(1, side // 8), key=f"{column_key}_window"
+        )
+        options["window"] = window
+        options["stride"] = st.slider("Stride", 1, window, max(1, window // 2), key=f"{column_key}_stride")
+        options["baseline"] = st.selectbox(
+            "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_occ_baseline"
+        )
+    elif method == "gradcam":
+        blocks = len(getattr(model, "blocks", None) or getattr(model, "layers", []))
+        if blocks:
+            options["block"] = st.slider("Block", 0, blocks - 1, blocks - 1, key=f"{column_key}_block")
+        if model.arch == "rir":
+            options["stream"] = st.segmented_control(
+                "Stream",
+                ["residual", "transient"],
+                default="residual",
+                required=True,
+                key=f"{column_key}_stream",
+            )
+    return tuple(sorted(options.items()))
+
+
+st.subheader("Methods")
+display = st.columns(2)
+opacity = display[0].slider("Overlay opacity", 0.0, 1.0, 0.6, step=0.05, key="attr_opacity")
+signed = display[1].toggle("Signed (red positive, blue negative)", value=True, key="attr_signed")
+if view_caption:
+    st.caption(view_caption)
+
+defaults = ("integrated_gradients", "gradcam")
+choices = []
+for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), defaults)):
+    with column:
+        method = st.selectbox(
+            f"Method {'AB'[side]}",
+            ATTRIBUTION_METHODS,
+            index=ATTRIBUTION_METHODS.index(default),
+            format_func=METHOD_NAMES.get,
+            key=f"attr_method_{side}",
+        )
+        choices.append((method, method_options(method, f"attr_{side}")))
+
+plot = builder("overlays", "plot_attribution_overlay")
+for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
+    with column:
+        try:
+            result = compute.attribution(model, key, png, method, target, options)
+        except ValueError as err:
+            st.error(f"{METHOD_NAMES[method]} cannot explain this target: {err}")
+            continue
+        note = f"Target: **{result.target}** = {result.target_value:.4g}"
+        if result.convergence_delta is not None:
+            note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
+        st.caption(note)
+        if plot is not None:
+            figure = plot(view, result.map, opacity, signed and method != "gradcam", METHOD_NAMES[method])
+            show_figure(figure, f"attribution_{method}_{image.stem}", key=f"attr_fig_{side}", max_width=440)

@@ -1,0 +1,73 @@
+"""Export: figures seen in this session as PDF, SVG or PNG at paper sizes, with their data."""
+
+import streamlit as st
+
+from crmn_viz.app_support.figure_files import FigureItem, export_bundle
+from crmn_viz.figures import FigureExportError
+from crmn_viz.streamlit_ui import compute
+from crmn_viz.streamlit_ui.figures import data_of, remembered
+
+st.title("Export")
+st.caption(
+    "Every figure you have looked at in this session, styled for print (one column 3.5 in, two columns "
+    "7.16 in, 8 pt type) and written with its numbers beside it (CSV or NPZ, plus a JSON description)."
+)
+
+figures = remembered()
+if not figures:
+    st.info("Open the other pages first: every figure you see there is listed here for export.")
+    st.stop()
+
+names = list(figures)
+st.caption(f"{len(names)} figure(s) seen in this session, most recent last.")
+chosen = st.multiselect("Figures", names, default=names[-3:], key="export_figures")
+browser = compute.browser_available()
+formats_offered = ["pdf", "svg", "png"] if browser else ["html", "json"]
+if not browser:
+    st.warning("Chromium is not installed, so PDF, SVG and PNG cannot be drawn here: HTML and JSON only.")
+settings = st.columns(4)
+formats = settings[0].multiselect(
+    "Formats", formats_offered, default=formats_offered[:1], key="export_formats"
+)
+columns = settings[1].segmented_control(
+    "Width",
+    [1, 2],
+    default=1,
+    required=True,
+    key="export_columns",
+    format_func={1: "One column", 2: "Two columns"}.get,
+)
+dpi = settings[2].number_input("PNG resolution (dpi)", 72, 1200, 300, step=50, key="export_dpi")
+with settings[3]:
+    keep_title = st.checkbox("Keep titles", value=False, key="export_titles")
+    include_data = st.checkbox("Data beside each figure", value=True, key="export_data")
+single = len(chosen) == 1 and len(formats) == 1
+as_zip = st.toggle("One zip file", value=not single, disabled=not single, key="export_zip")
+
+request = (tuple(chosen), tuple(formats), columns, dpi, keep_title, include_data, single and not as_zip)
+if st.button("Prepare the files", type="primary", disabled=not chosen or not formats, key="export_go"):
+    items = [FigureItem(name, figures[name], data_of(figures[name])) for name in chosen]
+    try:
+        with st.spinner("Drawing the figures…"):
+            st.session_state["export_result"] = (
+                request,
+                export_bundle(
+                    items, formats, columns, dpi, keep_title, include_data, single_file=single and not as_zip
+                ),
+            )
+    except (FigureExportError, ValueError) as err:
+        st.session_state.pop("export_result", None)
+        st.error(f"The export failed: {err}")
+
+prepared = st.session_state.get("export_result")
+if prepared is not None and prepared[0] == request:
+    result = prepared[1]
+    st.download_button(
+        f"Download {result.name} ({len(result.data) / 1024:.0f} kB)",
+        data=result.data,
+        file_name=result.name,
+        mime=result.mime,
+        icon=":material/download:",
+        key="export_download",
+        on_click="ignore",
+    )

@@ -1,0 +1,75 @@
+"""ReNet sweeps: the four recurrent sweeps of every layer over the patch grid."""
+
+import streamlit as st
+
+from crmn_viz.streamlit_ui import compute
+from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.state import image_picker, page_start
+
+selection = page_start(
+    "renet",
+    "ReNet sweeps",
+    "Each ReNet layer (Visin et al. 2015) cuts its input into patches and runs four RNNs over the grid: "
+    "top to bottom, bottom to top, left to right and right to left. A position's output can only see "
+    "the part of the image its sweeps have passed.",
+)
+model, key = selection.model, selection.key
+trace = compute.trace(model, key, selection.pngs)
+patch_sizes = model.config.patch_sizes
+grid_sizes = model.grid_sizes
+
+controls = st.columns([2, 1, 2])
+with controls[0]:
+    index = image_picker(selection)
+with controls[1]:
+    layer = st.selectbox(
+        "Layer",
+        range(len(grid_sizes)),
+        format_func=lambda k: f"layer {k} ({grid_sizes[k][0]}×{grid_sizes[k][1]})",
+        key="renet_layer",
+    )
+with controls[2]:
+    mode = st.segmented_control(
+        "Show",
+        ["pca", "channels"],
+        default="pca",
+        required=True,
+        key="renet_mode",
+        format_func={"pca": "Colour = 3 principal components", "channels": "Single channels"}.get,
+    )
+image = selection.images[index]
+view = compute.model_view(model, key, image.png)
+
+st.subheader("Four sweeps")
+if mode == "channels":
+    size = int(model.config.hidden_sizes[layer])
+    count = st.slider("Channels", 1, min(size, 16), min(size, 6), key="renet_channels")
+    channels = count
+    st.caption("Each panel is one hidden unit of one sweep over the patch grid.")
+else:
+    channels = None
+    st.caption("The three principal components of all four sweeps together, shown as red, green and blue.")
+plot = builder("renet", "plot_sweep_maps")
+if plot is not None:
+    show_figure(plot(trace, layer, index, mode, channels), f"renet_sweeps_layer{layer}_{mode}_{image.stem}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Patch grid")
+    st.caption(f"Layer {layer} works on a {grid_sizes[layer][0]}×{grid_sizes[layer][1]} grid of patches.")
+    plot = builder("renet", "plot_patch_grid")
+    if plot is not None:
+        show_figure(
+            plot(view, patch_sizes, layer), f"renet_patch_grid_layer{layer}_{image.stem}", max_width=440
+        )
+with right:
+    st.subheader("Context reach")
+    rows, cols = grid_sizes[layer]
+    pick = st.columns(2)
+    row = pick[0].slider("Patch row", 0, rows - 1, rows // 2, key=f"renet_row_{layer}")
+    col = pick[1].slider("Patch column", 0, cols - 1, cols // 2, key=f"renet_col_{layer}")
+    st.caption("Dark: input pixels that cannot influence this patch's sweep outputs.")
+    plot = builder("renet", "plot_context_reach")
+    if plot is not None:
+        figure = plot(trace, layer, row, col, patch_sizes=patch_sizes, image=view)
+        show_figure(figure, f"renet_context_layer{layer}_r{row}_c{col}_{image.stem}", max_width=440)

@@ -1,0 +1,211 @@
+"""The front-end-independent glue behind the app: gallery, uploads, summaries, figure files."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from crmn_viz.app_support.applicability import check_view
+from crmn_viz.app_support.architecture import architecture_summary, card_summary
+from crmn_viz.app_support.figure_files import FigureItem, export_bundle, figure_data_file, for_screen
+from crmn_viz.app_support.gallery import GALLERY_DIR, gallery_datasets, list_gallery
+from crmn_viz.app_support.selection import MAX_SIDE, SelectedImage
+from crmn_viz.app_support.uploads import decode_image_uploads, load_checkpoint_upload
+from crmn_viz.checkpoints import CheckpointError
+from crmn_viz.figures import apply_paper_style, browser_available
+from tests.app.conftest import png_bytes
+from tests.conftest import tiny_model
+
+# --------------------------------------------------------------------------- gallery
+
+
+def test_gallery_ships_real_test_images_of_every_dataset() -> None:
+    assert gallery_datasets() == ["cifar10", "mnist", "faces68"]
+    cifar = list_gallery("cifar10")
+    assert sorted(entry.label for entry in cifar) == sorted(
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    )
+    assert all(entry.path.suffix == ".png" and entry.path.exists() for entry in cifar)
+    assert len(list_gallery("mnist")) >= 8
+    faces = list_gallery("faces68")
+    assert len(faces) == 6
+    for entry in faces:
+        assert entry.path.suffix == ".jpg" and entry.keypoints is not None
+        assert entry.keypoints.shape == (68, 2)
+        width, height = SelectedImage.from_path(entry.path).size
+        assert max(width, height) <= 256
+        assert (entry.keypoints >= -1).all() and (entry.keypoints[:, 0] <= width).all()
+    total = sum(path.stat().st_size for path in GALLERY_DIR.rglob("*") if path.is_file())
+    assert total < 1_500_000
+
+
+def test_gallery_is_rebuilt_identically_from_the_offline_data(tmp_path: Path) -> None:
+    from crmn_viz.app_support.make_gallery import build_gallery, default_data_dir
+
+    if not (default_data_dir() / "cifar10-jpeg.zip").exists():
+        pytest.skip("the offline data sets are not on this machine")
+    build_gallery(out=tmp_path)
+    assert (tmp_path / "index.csv").read_text() == (GALLERY_DIR / "index.csv").read_text()
+    assert (tmp_path / "faces68" / "keypoints.csv").read_text() == (
+        GALLERY_DIR / "faces68" / "keypoints.csv"
+    ).read_text()
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def test_image_uploads_keep_good_files_and_explain_bad_ones() -> None:
+    result = decode_image_uploads(
+        [("ok.png", png_bytes()), ("../../etc/evil name?.png", b"not an image"), ("doc.pdf", b"%PDF-1.4")]
+    )
+    assert [image.name for image in result.images] == ["ok.png"]
+    assert result.errors[0].startswith("evil name_.png:")
+    assert "PDF document" in result.errors[1]
+
+
+def test_large_photos_are_downscaled_with_their_keypoints() -> None:
+    points = np.array([[0.0, 0.0], [1999.0, 999.0]])
+    image = SelectedImage.from_source("big", np.zeros((1000, 2000, 3), np.uint8), keypoints=points)
+    assert image.size == (MAX_SIDE, MAX_SIDE // 2)
+    assert image.keypoints is not None and image.keypoints[1, 0] == pytest.approx(MAX_SIDE - 1, abs=0.5)
+
+
+def _pair(folder: Path, name: str) -> list[tuple[str, bytes]]:
+    return [(f"{name}{ext}", (folder / f"{name}{ext}").read_bytes()) for ext in (".safetensors", ".json")]
+
+
+def test_checkpoint_upload_loads_from_a_private_folder_that_is_then_removed(
+    tiny_checkpoint_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    uploaded = load_checkpoint_upload(_pair(tiny_checkpoint_dir, "tiny-rir"), device="cpu")
+    assert uploaded.name == "tiny-rir" and uploaded.model.arch == "rir"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([("model.pt", b"\x80\x04pickle")], "never loaded"),
+        ([("a.json", b"{}")], "exactly two files"),
+        ([("a.safetensors", b"\x00" * 16), ("a.json", b"{not json")], "not valid JSON"),
+    ],
+)
+def test_checkpoint_upload_refuses_wrong_files(files: list[tuple[str, bytes]], message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint_upload(files, device="cpu")
+
+
+def test_checkpoint_upload_refuses_oversized_weights(tiny_checkpoint_dir: Path) -> None:
+    with pytest.raises(CheckpointError, match="upload limit"):
+        load_checkpoint_upload(_pair(tiny_checkpoint_dir, "tiny-crmn"), device="cpu", max_bytes=100)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def test_architecture_summary_shows_where_the_lstm_taps_each_block() -> None:
+    model = tiny_model("crmn")  # depth 14: 6 blocks, 16 x 16 input, pool 2
+    summary = architecture_summary(model)
+    assert [tap["block"] for tap in summary.lstm_taps] == [f"blocks.{k}.out" for k in range(6)]
+    assert summary.lstm_taps[0]["pooled"] == "4×8×8 = 256"
+    assert summary.lstm_taps[-1]["LSTM input"] == "64 + 192 zeros"
+    assert {
+        "group": "blocks",
+        "names": "blocks.{0..5}.out",
+        "shape": "4×16×16 … 16×4×4",
+    } in summary.trace_groups
+    assert summary.parameters == model.num_parameters()
+
+
+def test_card_summary_flattens_metrics_and_training() -> None:
+    rows = card_summary(
+        {
+            "arch": "crmn",
+            "dataset": "cifar10",
+            "input_size": [32, 32],
+            "in_channels": 3,
+            "num_parameters": 1234,
+            "metrics": {"test_accuracy": 0.91234},
+            "training": {"epochs": 8},
+        }
+    )
+    assert (
+        rows["test accuracy"] == "0.9123" and rows["training epochs"] == "8" and rows["parameters"] == "1,234"
+    )
+
+
+def test_views_that_do_not_apply_suggest_zoo_checkpoints(tiny_checkpoint_dir: Path) -> None:
+    verdict = check_view("faces", {"arch": "crmn", "task": "classification"}, tiny_checkpoint_dir)
+    assert not verdict.applies and verdict.suggestions == ("tiny-faces",)
+    assert "`tiny-faces`" in verdict.message
+    assert check_view("lstm", {"arch": "crmn"}, tiny_checkpoint_dir).applies
+    empty = check_view("rir", {"arch": "resnet"}, tiny_checkpoint_dir.parent / "no-such-zoo")
+    assert "No such checkpoint is in the zoo" in empty.message
+
+
+# --------------------------------------------------------------------------- figure files
+
+
+def _figure() -> go.Figure:
+    figure = go.Figure(go.Scatter(x=[0, 1, 2], y=[3, 1, 2], name="line"))
+    return apply_paper_style(figure, columns=1)
+
+
+def test_screen_copy_enlarges_type_and_size_but_not_the_original() -> None:
+    figure = _figure()
+    screen = for_screen(figure, 1.5)
+    assert screen.layout.width == pytest.approx(1.5 * figure.layout.width)
+    assert screen.layout.xaxis.tickfont.size == pytest.approx(1.5 * figure.layout.xaxis.tickfont.size)
+    assert figure.layout.width == pytest.approx(336)
+
+
+def test_export_bundle_zips_figures_with_their_data() -> None:
+    items = [
+        FigureItem("first", _figure(), {"x": np.arange(3), "y": np.ones(3)}),
+        FigureItem("second", _figure()),
+    ]
+    bundle = export_bundle(items, formats=("html", "json"), columns=2)
+    assert bundle.name == "crmn-viz-figures.zip" and bundle.mime == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(bundle.data)) as archive:
+        names = set(archive.namelist())
+        meta = json.loads(archive.read("first.meta.json"))
+    assert names == {
+        "first.html",
+        "first.json",
+        "first.data.csv",
+        "first.meta.json",
+        "second.html",
+        "second.json",
+    }
+    assert meta["width_in"] == pytest.approx(7.16)
+
+
+def test_export_bundle_gives_one_file_when_asked() -> None:
+    bundle = export_bundle([FigureItem("only", _figure())], formats=("json",), single_file=True)
+    assert bundle.name == "only.json" and json.loads(bundle.data)["layout"]["width"] == pytest.approx(336)
+    with pytest.raises(ValueError, match="exactly one figure"):
+        export_bundle(
+            [FigureItem("a", _figure()), FigureItem("b", _figure())], formats=("json",), single_file=True
+        )
+
+
+def test_figure_data_file_uses_the_exporters_format() -> None:
+    table = figure_data_file(_figure(), "line plot", {"x": np.arange(3), "y": np.ones(3)})
+    assert table.name == "line_plot.data.csv" and table.data.decode().splitlines()[0] == "x,y"
+    arrays = figure_data_file(_figure(), "maps", {"z": np.ones((2, 3))})
+    assert arrays.name == "maps.data.npz"
+
+
+@pytest.mark.skipif(not browser_available(), reason="needs Chromium for PDF export")
+def test_export_bundle_draws_a_pdf_with_chromium() -> None:
+    bundle = export_bundle([FigureItem("fig", _figure())], formats=("pdf",), single_file=True)
+    assert bundle.name == "fig.pdf" and bundle.data.startswith(b"%PDF")
