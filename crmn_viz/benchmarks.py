@@ -14,6 +14,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -219,10 +220,309 @@ def bench_renet_sweeps(quick: bool, device: torch.device, repeats: int) -> list[
     ]
 
 
+def _random_images(count: int, size: int = 32, seed: int = 0) -> list:  # type: ignore[type-arg]
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
+
+
+def bench_attribution_cost(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """4. Each attribution method in units of one forward+backward; IG internal batching."""
+    from crmn_viz.analysis import attribute, prepare_batch
+
+    model = create_model("crmn", depth=8 if quick else 20, width=4 if quick else 16).to(device).eval()
+    image = _random_images(1)[0]
+    x = prepare_batch(model, [image]).to(device)
+
+    def forward_backward():
+        inputs = x.clone().requires_grad_()
+        model(inputs)[0].max().backward()
+        return inputs.grad
+
+    steps = 8 if quick else 32
+    methods = {
+        "saliency": {},
+        "integrated_gradients": {"n_steps": steps},
+        "gradient_shap": {"n_samples": 4 if quick else 16},
+        "occlusion": {"window": 8, "stride": 8 if quick else 4},
+        "gradcam": {},
+    }
+    results = []
+    for method, options in methods.items():
+
+        def run(method=method, options=options):
+            return attribute(model, image, method, **options)
+
+        base, cand = time_pair(forward_backward, run, max(1, repeats // 3), device)
+        finite = bool(torch.isfinite(torch.as_tensor(run().map)).all())
+        results.append(
+            BenchResult(
+                "4 attribution cost",
+                f"{method} {options}",
+                "one forward+backward",
+                method,
+                base,
+                cand,
+                cand / base,
+                "cost in forward+backward units",
+                finite,
+                0.0,
+                "report",
+            )
+        )
+
+    def ig(batch: int):
+        return attribute(model, image, "integrated_gradients", n_steps=steps, max_batch=batch)
+
+    base, cand = time_pair(lambda: ig(1), lambda: ig(steps), max(1, repeats // 3), device)
+    diff = float(abs(ig(1).map - ig(steps).map).max())
+    results.append(
+        BenchResult(
+            "4 attribution cost",
+            f"IG {steps} steps",
+            "internal batch 1",
+            f"internal batch {steps}",
+            base,
+            cand,
+            base / cand,
+            "speed-up from internal batching",
+            diff <= 1e-4,
+            diff,
+            "report",
+        )
+    )
+    return results
+
+
+def bench_gate_statistics(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """5. Streaming gate statistics vs plain batched inference over the same images."""
+    from crmn_viz.analysis import gate_statistics
+
+    model = create_model("crmn", depth=8 if quick else 20, width=4 if quick else 16).to(device).eval()
+    count, batch = (64, 32) if quick else (1024, 128)
+    images = torch.randn(count, *model.input_shape)
+    labels = torch.randint(0, model.config.num_outputs, (count,))
+    dataset = torch.utils.data.TensorDataset(images, labels)
+
+    def plain():
+        with torch.no_grad():
+            return [model(images[i : i + batch].to(device)) for i in range(0, count, batch)]
+
+    def statistics():
+        return gate_statistics(model, dataset, by_class=True, batch_size=batch, progress=False)
+
+    base, cand = time_pair(plain, statistics, max(1, repeats // 5), device)
+    stats = statistics()
+    return [
+        BenchResult(
+            "5 gate statistics",
+            f"{count} images, batch {batch}",
+            "plain batched inference",
+            "gate_statistics (per class)",
+            base,
+            cand,
+            base / cand,
+            "throughput ratio",
+            stats.count == count,
+            0.0,
+            ">= 0.8x",
+        )
+    ]
+
+
+def bench_export(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """6. N figures exported in one call (one browser session) vs N separate calls."""
+    import tempfile
+
+    import kaleido
+
+    from crmn_viz.figures import browser_available, export_figure, export_figures, plot_gate_heatmap
+
+    if not browser_available():
+        return []
+    model = create_model("crmn", depth=8, width=4).eval()
+    with torch.no_grad():
+        _, trace = model.run_with_trace(torch.randn(1, 3, 32, 32))
+    count = 3 if quick else 8
+    figures = {
+        f"fig{i}": plot_gate_heatmap(trace, "forget_gate", units=list(range(i + 1))) for i in range(count)
+    }
+    launches = {"n": 0}
+    original_open = kaleido.Kaleido.open
+
+    async def counting_open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        launches["n"] += 1
+        return await original_open(self, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        def separate():
+            return [export_figure(fig, folder / f"sep_{name}.png", dpi=100) for name, fig in figures.items()]
+
+        def batched():
+            return export_figures(figures, folder / "batch", formats=("png",), dpi=100)
+
+        kaleido.Kaleido.open = counting_open  # type: ignore[method-assign]
+        try:
+            base, cand = time_pair(separate, batched, 1, device)
+            launches["n"] = 0
+            batched()
+            batch_launches = launches["n"]
+            launches["n"] = 0
+            separate()
+            separate_launches = launches["n"]
+        finally:
+            kaleido.Kaleido.open = original_open  # type: ignore[method-assign]
+        same = all(
+            (folder / f"sep_{name}.png").read_bytes() == (folder / "batch" / f"{name}.png").read_bytes()
+            for name in figures
+        )
+    return [
+        BenchResult(
+            "6 figure export",
+            f"{count} PNG figures; browser starts {separate_launches} -> {batch_launches}",
+            f"{count} export_figure calls",
+            "one export_figures call",
+            base,
+            cand,
+            base / cand,
+            "speed-up",
+            same and batch_launches == 1,
+            0.0,
+            "one browser start-up",
+        )
+    ]
+
+
+def _tiny_zoo(folder: Path) -> None:
+    from crmn_viz.checkpoints import save
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    model = create_model("crmn", depth=8, width=4, hidden_size=6, num_outputs=10)
+    save(
+        model,
+        folder / "bench-crmn",
+        dataset="cifar10",
+        class_names=classes,
+        normalization={"mean": [0.5] * 3, "std": [0.25] * 3},
+    )
+
+
+def bench_app(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """7-8. App: network evaluations on a display-only change; cold start; RSS over uploads."""
+    import io
+    import resource
+    import tempfile
+
+    from crmn_viz.models.base import TracedModel
+
+    try:
+        from streamlit.testing.v1 import AppTest
+    except ImportError:
+        return []
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.exists():
+        return []
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        previous = os.environ.get("CRMN_VIZ_CHECKPOINT_DIR")
+        zoo_dir = Path(tmp)
+        use_real_zoo = (
+            not quick and previous is None and any((app.parent / "checkpoints").glob("crmn-cifar10.json"))
+        )
+        if not use_real_zoo:
+            _tiny_zoo(zoo_dir)
+            os.environ["CRMN_VIZ_CHECKPOINT_DIR"] = str(zoo_dir)
+        checkpoint = "crmn-cifar10" if use_real_zoo else "bench-crmn"
+        evaluations = {"n": 0}
+        original_call = TracedModel.__call__
+
+        def counting_call(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            evaluations["n"] += 1
+            return original_call(self, *args, **kwargs)
+
+        try:
+            start = time.perf_counter()
+            at = AppTest.from_file(str(app), default_timeout=300).run()
+            cold = time.perf_counter() - start
+            at.switch_page("pages/lstm_memory.py").run()
+            at.sidebar.selectbox(key="zoo_choice").set_value(checkpoint).run()
+            TracedModel.__call__ = counting_call  # type: ignore[method-assign]
+            evaluations["n"] = 0
+            at.selectbox(key="lstm_gate").set_value("input_gate").run()
+            start = time.perf_counter()
+            at.selectbox(key="lstm_gate").set_value("output_gate").run()
+            display_change = time.perf_counter() - start
+            display_evaluations = evaluations["n"]
+            ok = not at.exception
+            results.append(
+                BenchResult(
+                    "7 app",
+                    f"display-only change: {display_evaluations} network evaluations",
+                    "cold start to first rendered page",
+                    "display-only change (re-render)",
+                    cold,
+                    display_change,
+                    float(display_evaluations),
+                    "network evaluations on the change",
+                    ok,
+                    0.0,
+                    "0 evaluations",
+                )
+            )
+            at.switch_page("pages/overview.py").run()
+            at.sidebar.button_group(key="image_source").set_value("Upload").run()
+            rng = __import__("numpy").random.default_rng(0)
+            peaks = {}
+            uploads = 12 if quick else 50
+            checkpoints_at = {min(5, uploads // 2), uploads}
+            for index in range(1, uploads + 1):
+                from PIL import Image
+
+                buffer = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype="uint8")).save(buffer, "PNG")
+                at.sidebar.file_uploader(key="image_files").set_value(
+                    (f"upload{index}.png", buffer.getvalue(), "image/png")
+                ).run()
+                ok = ok and not at.exception
+                if index in checkpoints_at:
+                    peaks[index] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            first, last = sorted(peaks)
+            results.append(
+                BenchResult(
+                    "8 memory",
+                    f"peak RSS after {first} vs {last} uploads (MB)",
+                    f"after {first} uploads",
+                    f"after {last} uploads",
+                    peaks[first] / 1e3,
+                    peaks[last] / 1e3,
+                    peaks[last] / peaks[first],
+                    "peak RSS ratio (values shown as GB in the ms columns)",
+                    ok,
+                    0.0,
+                    "<= 1.10x",
+                )
+            )
+        finally:
+            TracedModel.__call__ = original_call  # type: ignore[method-assign]
+            if previous is None:
+                os.environ.pop("CRMN_VIZ_CHECKPOINT_DIR", None)
+            else:
+                os.environ["CRMN_VIZ_CHECKPOINT_DIR"] = previous
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
     "renet": bench_renet_sweeps,
+    "attribution": bench_attribution_cost,
+    "statistics": bench_gate_statistics,
+    "export": bench_export,
+    "app": bench_app,
 }
 
 

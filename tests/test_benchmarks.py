@@ -7,10 +7,12 @@ from crmn_viz.cli import main
 
 
 def test_quick_benchmarks_run_and_outputs_match():
-    hardware, results = run_benchmarks(quick=True, repeats=1)
+    # the model-level groups here; .ci/run runs every group with `crmn-viz bench --quick`
+    hardware, results = run_benchmarks(quick=True, repeats=1, only=["trace", "lstm", "renet"])
     assert hardware
     groups = {r.group.split()[0] for r in results}
-    assert groups == {"1", "2", "3"} and len(BENCHMARKS) == 3
+    assert groups == {"1", "2", "3"}
+    assert list(BENCHMARKS) == ["trace", "lstm", "renet", "attribution", "statistics", "export", "app"]
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
     assert all(r.baseline_s > 0 and r.candidate_s > 0 for r in results)
     table = markdown_table(hardware, results)
