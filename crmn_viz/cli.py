@@ -52,15 +52,34 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_text(metrics: dict) -> str:  # type: ignore[type-arg]
+    parts = []
+    for key, value in metrics.items():
+        if key.endswith("accuracy") or "nme" in key:
+            parts.append(f"{key.removeprefix('test_')} {100 * value:.2f}%")
+    return ", ".join(parts) or "-"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from crmn_viz.checkpoints import list_checkpoints
 
-    for entry in list_checkpoints(args.dir):
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in entry["metrics"].items() if isinstance(v, float))
-        print(
-            f"{entry['name']:<24} {entry['arch']:<7} {entry['dataset'] or '-':<10} "
-            f"{entry['num_parameters'] or 0:>10,} params  {entry['size_bytes'] / 1e6:6.1f} MB  {metrics}"
-        )
+    entries = list_checkpoints(args.dir)
+    if args.markdown:
+        print("| name | architecture | params | data | test metric | size |")
+        print("|---|---|---|---|---|---|")
+    for entry in entries:
+        params = f"{(entry['num_parameters'] or 0) / 1e6:.2f}M"
+        size = f"{entry['size_bytes'] / 1e6:.1f} MB"
+        if args.markdown:
+            print(
+                f"| `{entry['name']}` | {entry['arch']} | {params} | {entry['dataset'] or '-'} | "
+                f"{_metric_text(entry['metrics'])} | {size} |"
+            )
+        else:
+            print(
+                f"{entry['name']:<24} {entry['arch']:<7} {entry['dataset'] or '-':<10} {params:>8}  "
+                f"{size:>9}  {_metric_text(entry['metrics'])}"
+            )
     return 0
 
 
@@ -174,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the checkpoints of the zoo")
     p.add_argument("--dir", default=None)
+    p.add_argument("--markdown", action="store_true", help="print the README's model-zoo table")
     p.set_defaults(func=_cmd_list)
     return parser
 
