@@ -18,15 +18,47 @@ from crmn_viz.models.base import TracedModel
 from crmn_viz.preprocessing import Preprocessor
 from crmn_viz.tracing import Trace
 
+# Analysis, image and figure functions are imported on first use (they pull in Captum,
+# OpenCV and Plotly, which a training job or a plain model user does not need).
+_LAZY = {
+    "InvalidImageError": "crmn_viz.images",
+    "load_image": "crmn_viz.images",
+    "classify": "crmn_viz.analysis",
+    "predict_keypoints": "crmn_viz.analysis",
+    "stepwise_readout": "crmn_viz.analysis",
+    "attribute": "crmn_viz.analysis",
+    "gate_statistics": "crmn_viz.analysis",
+    "export_figure": "crmn_viz.figures",
+    "export_figures": "crmn_viz.figures",
+}
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'crmn_viz' has no attribute {name!r}")
+
+
 __all__ = [
     "CheckpointError",
+    "InvalidImageError",
     "Preprocessor",
     "Trace",
     "TracedModel",
     "__version__",
+    "attribute",
+    "classify",
     "create_model",
+    "export_figure",
+    "export_figures",
+    "gate_statistics",
     "list_architectures",
     "list_checkpoints",
     "load",
+    "load_image",
+    "predict_keypoints",
     "save",
+    "stepwise_readout",
 ]

@@ -6,6 +6,13 @@ safetensors header is checked before any tensor is read, the architecture is fir
 built on PyTorch's ``meta`` device (no memory) to compare every name and shape with the
 file and to bound the parameter count, and only then are the weights loaded. Any
 problem raises :class:`CheckpointError` with the reason.
+
+Every bound (card, header and metadata sizes, tensor and parameter counts) comes from
+:data:`crmn_viz.limits.LIMITS`. JSON with repeated keys is refused (two readers could
+disagree on which value counts), the header's tensors must tile the data exactly (no
+overlaps, gaps or trailing bytes, as the safetensors format requires), every stored dtype
+must suit its tensor (floating-point weights are never read from integer data), and card
+strings that are shown on screen (class names, data set, name) must be plain text.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -21,7 +30,9 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch.overrides import TorchFunctionMode
 
+from crmn_viz.limits import LIMITS
 from crmn_viz.models import config_class, create_model, list_architectures
 from crmn_viz.models.base import TracedModel
 from crmn_viz.preprocessing import Preprocessor
@@ -36,10 +47,16 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-MAX_CARD_BYTES = 1_000_000
-MAX_HEADER_BYTES = 10_000_000
-MAX_PARAMETERS = 300_000_000  # refuse cards that ask for absurd models
-_ALLOWED_DTYPES = {"F32", "F16", "BF16", "I64"}
+MAX_CARD_BYTES = LIMITS.max_card_bytes  # CRMN_VIZ_MAX_CARD_BYTES
+MAX_HEADER_BYTES = LIMITS.max_header_bytes  # CRMN_VIZ_MAX_HEADER_BYTES
+MAX_METADATA_BYTES = LIMITS.max_metadata_bytes  # CRMN_VIZ_MAX_METADATA_BYTES
+MAX_PARAMETERS = LIMITS.max_parameters  # CRMN_VIZ_MAX_PARAMETERS: refuse cards that ask for absurd models
+MAX_TENSORS = LIMITS.max_tensors  # CRMN_VIZ_MAX_TENSORS
+_ITEM_SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
+_ALLOWED_DTYPES = set(_ITEM_SIZES)
+_FLOAT_DTYPES = {"F32", "F16", "BF16"}
+_PLAIN_TEXT = re.compile(r"^[^<>\x00-\x1f\x7f]*$")
+_PLAIN_NAME = re.compile(r"^[\w][\w.\- ]*$")
 
 
 class CheckpointError(ValueError):
@@ -134,11 +151,54 @@ def load_card(card_path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"model card {path} not found (a checkpoint is name.safetensors + name.json)")
     if path.stat().st_size > MAX_CARD_BYTES:
         raise CheckpointError(f"model card {path.name} is larger than {MAX_CARD_BYTES} bytes")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"model card {path.name} is not valid JSON: {err}") from None
+    card = _parse_json(path.read_bytes(), f"model card {path.name}")
     return validate_card(card, path.name)
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object repeats a key."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        raise _DuplicateKeyError(f"repeated key(s) {[key[:40] for key in repeated[:5]]}")
+    return dict(pairs)
+
+
+def _parse_json(raw: bytes, label: str) -> Any:
+    """Parse JSON as plain data; refuse repeated keys, absurd nesting and absurd numbers."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{label} is not valid JSON: it is not UTF-8 text") from None
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKeyError as err:
+        raise CheckpointError(f"{label} is not valid: {err} (each key must appear once)") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{label} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise CheckpointError(f"{label} is not valid: its JSON is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer with more digits than Python converts
+        raise CheckpointError(f"{label} is not valid JSON: {err}") from None
+
+
+def _check_plain_text(value: Any, label: str, field_name: str, *, name_like: bool = False) -> None:
+    """Card strings shown on screen: short, no markup, no control characters, no paths."""
+    if not isinstance(value, str) or not value or len(value) >= 200:
+        raise CheckpointError(f"{label}: {field_name!r} must be a non-empty string of under 200 characters")
+    if not _PLAIN_TEXT.match(value):
+        raise CheckpointError(
+            f"{label}: {field_name!r} must be plain text (no HTML markup '<', '>' or control characters), "
+            f"got {value[:60]!r}"
+        )
+    if name_like and (not _PLAIN_NAME.match(value) or ".." in value):
+        raise CheckpointError(
+            f"{label}: {field_name!r} must be a plain name (letters, digits, '_', '-', '.', spaces; no "
+            f"folders or '..'), got {value[:60]!r}"
+        )
 
 
 def validate_card(card: Any, label: str = "model card") -> dict[str, Any]:
@@ -164,16 +224,24 @@ def validate_card(card: Any, label: str = "model card") -> dict[str, Any]:
             and all(isinstance(v, (int, float)) for v in norm[k])
             for k in ("mean", "std")
         )
-        if not ok or any(v <= 0 for v in norm["std"]):
+        if (
+            not ok
+            or not all(math.isfinite(v) for k in ("mean", "std") for v in norm[k])
+            or any(v <= 0 for v in norm["std"])
+        ):
             raise CheckpointError(
                 f"{label}: 'normalization' must be {{'mean': [...], 'std': [...]}} with "
-                f"{channels} numbers each and positive std"
+                f"{channels} finite numbers each and positive std"
             )
     names = card.get("class_names")
-    if names is not None and (
-        not isinstance(names, list) or not all(isinstance(n, str) and len(n) < 200 for n in names)
-    ):
-        raise CheckpointError(f"{label}: 'class_names' must be a list of short strings")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) and len(n) < 200 for n in names):
+            raise CheckpointError(f"{label}: 'class_names' must be a list of short strings")
+        for name in names:
+            _check_plain_text(name, label, "class_names")
+    for key in ("dataset", "name"):
+        if card.get(key) is not None:
+            _check_plain_text(card[key], label, key, name_like=True)
     return card
 
 
@@ -193,46 +261,152 @@ def _read_header(weights_path: Path) -> dict[str, Any]:
                 f"for a {size}-byte file): truncated or not a safetensors file"
             )
         raw = handle.read(header_len)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{weights_path.name}: safetensors header is not valid JSON") from None
+    header = _parse_json(raw, f"{weights_path.name}: safetensors header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{weights_path.name}: safetensors header is not an object")
+    _check_metadata(header.get("__metadata__"), weights_path.name)
+    entries = {name: info for name, info in header.items() if name != "__metadata__"}
+    if len(entries) > MAX_TENSORS:
+        raise CheckpointError(
+            f"{weights_path.name} holds {len(entries):,} tensors, above the limit of {MAX_TENSORS:,}"
+        )
     data_len = size - 8 - header_len
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, end = info["data_offsets"]
-            shape, dtype = info["shape"], info["dtype"]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{weights_path.name}: malformed entry for {name!r}") from None
-        if dtype not in _ALLOWED_DTYPES:
-            raise CheckpointError(f"{weights_path.name}: tensor {name!r} has unsupported dtype {dtype}")
+    spans = []
+    for name, info in entries.items():
+        start, end, shape, dtype = _check_entry(name, info, weights_path.name)
         if not (0 <= start <= end <= data_len):
             raise CheckpointError(
                 f"{weights_path.name}: tensor {name!r} points outside the file (truncated or lying header)"
             )
-        itemsize = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}[dtype]
-        numel = 1
-        for dim in shape:
-            numel *= int(dim)
-        if numel * itemsize != end - start:
+        if math.prod(shape) * _ITEM_SIZES[dtype] != end - start:
             raise CheckpointError(f"{weights_path.name}: tensor {name!r} size does not match its shape")
+        spans.append((start, end, name))
+    position = 0
+    for start, end, name in sorted(spans):
+        if start < position:
+            raise CheckpointError(f"{weights_path.name}: tensor {name!r} overlaps another tensor's data")
+        if start > position:
+            raise CheckpointError(
+                f"{weights_path.name}: {start - position} bytes before tensor {name!r} belong to no tensor"
+            )
+        position = end
+    if position != data_len:
+        raise CheckpointError(
+            f"{weights_path.name}: {data_len - position} bytes after the last tensor belong to no tensor"
+        )
     return header
+
+
+def _check_metadata(metadata: Any, file_name: str) -> None:
+    """The optional ``__metadata__``: a small flat object of strings, as the format defines it."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
+    ):
+        raise CheckpointError(f"{file_name}: '__metadata__' must be an object of strings")
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise CheckpointError(
+            f"{file_name}: '__metadata__' takes {size:,} bytes, above the limit of {MAX_METADATA_BYTES:,}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entry(name: str, info: Any, file_name: str) -> tuple[int, int, list[int], str]:
+    """One tensor's header entry: integer offsets, a shape of non-negative integers, a known dtype."""
+    label = repr(name[:80])
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise CheckpointError(f"{file_name}: malformed entry for {label}")
+    offsets, shape, dtype = info["data_offsets"], info["shape"], info["dtype"]
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(v, int) for v in offsets)):
+        raise CheckpointError(f"{file_name}: malformed entry for {label} (data_offsets)")
+    if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_count(dim) for dim in shape)):
+        raise CheckpointError(
+            f"{file_name}: tensor {label} has an invalid shape {str(shape)[:80]} "
+            "(a list of at most 8 non-negative integers)"
+        )
+    if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES:
+        raise CheckpointError(
+            f"{file_name}: tensor {label} has unsupported dtype {str(dtype)[:20]} "
+            f"(accepted: {', '.join(sorted(_ALLOWED_DTYPES))})"
+        )
+    return offsets[0], offsets[1], shape, dtype
+
+
+class _BoundedConstruction(TorchFunctionMode):
+    """Stops building a model as soon as it creates far more values or tensors than allowed.
+
+    A card's config can describe a model that takes minutes to build even on the ``meta``
+    device (e.g. thousands of RiR stages). Counting what the tensor factories create while
+    the skeleton is built bounds that time; the exact counts are checked afterwards.
+    Temporary tensors are counted too, hence the slack factor.
+    """
+
+    _FACTORIES = frozenset(
+        {
+            "empty",
+            "zeros",
+            "ones",
+            "full",
+            "tensor",
+            "rand",
+            "randn",
+            "randint",
+            "arange",
+            "eye",
+            "as_tensor",
+            "empty_strided",
+            "new_empty",
+            "new_zeros",
+            "new_ones",
+            "new_full",
+            "new_tensor",
+        }
+    )
+    SLACK = 2
+
+    def __init__(self, max_values: int, max_tensors: int) -> None:
+        super().__init__()
+        self.max_values, self.max_tensors = max_values, max_tensors
+        self.values = self.tensors = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        if getattr(func, "__name__", "") in self._FACTORIES and isinstance(result, torch.Tensor):
+            self.values += result.numel()
+            self.tensors += 1
+            if self.values > self.SLACK * self.max_values:
+                raise CheckpointError(
+                    f"the card asks for more than {self.values:,} values, "
+                    f"above the limit of {self.max_values:,}"
+                )
+            if self.tensors > self.SLACK * self.max_tensors:
+                raise CheckpointError(
+                    f"the card asks for more than {self.tensors:,} tensors, "
+                    f"above the limit of {self.max_tensors:,}"
+                )
+        return result
 
 
 def load(
     name_or_path: str | os.PathLike[str],
     device: str | torch.device = "auto",
     max_parameters: int = MAX_PARAMETERS,
+    max_tensors: int = MAX_TENSORS,
 ) -> TracedModel:
     """Load a checkpoint (a zoo name such as ``"crmn-cifar10"`` or a path).
 
     Returns the model in eval mode on ``device`` (``"auto"``: CUDA when present,
     else CPU) with ``model.card`` (the model card dict) and ``model.preprocess`` (a
     :class:`~crmn_viz.preprocessing.Preprocessor` built from the card).
+
+    ``max_parameters`` (values in the state dict) and ``max_tensors`` bound the model a
+    card may describe; the model is first built on the ``meta`` device, and that build
+    stops early when it grows far beyond either bound.
 
     Raises:
         CheckpointError: missing, truncated, mismatched or hostile files.
@@ -242,12 +416,17 @@ def load(
     header = _read_header(weights_path)
     arch = card["arch"]
     config = config_class(arch).from_dict(card["config"])
-    with torch.device("meta"):
+    with torch.device("meta"), _BoundedConstruction(max_parameters, max_tensors):
         skeleton = create_model(arch, **config.to_dict())
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    skeleton_state = skeleton.state_dict()
+    expected = {k: tuple(v.shape) for k, v in skeleton_state.items()}
     n_params = sum(int(torch.Size(s).numel()) for s in expected.values())
     if n_params > max_parameters:
         raise CheckpointError(f"the card asks for {n_params:,} values, above the limit of {max_parameters:,}")
+    if len(expected) > max_tensors:
+        raise CheckpointError(
+            f"the card asks for {len(expected):,} tensors, above the limit of {max_tensors:,}"
+        )
     stored = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
@@ -263,6 +442,19 @@ def load(
             if part
         )
         raise CheckpointError(f"{weights_path.name} does not match its card ({arch}): {details}")
+    wrong_kind = sorted(
+        key
+        for key, tensor in skeleton_state.items()
+        if tensor.is_floating_point() != (header[key]["dtype"] in _FLOAT_DTYPES)
+    )
+    if wrong_kind:
+        key = wrong_kind[0]
+        needed = "floating-point" if skeleton_state[key].is_floating_point() else "integer"
+        more = f" (and {len(wrong_kind) - 1} more)" if len(wrong_kind) > 1 else ""
+        raise CheckpointError(
+            f"{weights_path.name}: tensor {key!r} is stored as {header[key]['dtype']} but the model needs "
+            f"{needed} values{more}"
+        )
     model = create_model(arch, **config.to_dict())
     state = {}
     try:

@@ -30,25 +30,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from crmn_viz.checkpoints import load
-    from crmn_viz.training import evaluate_model
+    import shlex
+    from pathlib import Path
+
+    from crmn_viz.checkpoints import _resolve, load
+    from crmn_viz.training import test_metrics
 
     model = load(args.checkpoint, device=args.device)
     dataset = args.dataset or model.card.get("dataset")
-    metrics = evaluate_model(model, dataset, args.split, args.data_dir, max_batches=args.max_batches)
+    measured = test_metrics(model, dataset, args.data_dir, max_batches=args.max_batches)
     card_metrics = model.card.get("metrics", {})
     print(
         json.dumps(
             {
                 "checkpoint": str(args.checkpoint),
                 "dataset": dataset,
-                "split": args.split,
-                "measured": metrics,
+                "measured": measured,
                 "card": card_metrics,
             },
             indent=2,
         )
     )
+    if args.write_card:
+        _, card_path = _resolve(args.checkpoint)
+        card = json.loads(Path(card_path).read_text())
+        card["metrics"] = {**card.get("metrics", {}), **measured}
+        card["evaluation"] = {"command": " ".join(shlex.quote(a) for a in sys.argv)}
+        Path(card_path).write_text(json.dumps(card, indent=2) + "\n")
+        print(f"updated {card_path}")
     return 0
 
 
@@ -161,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--data-dir")
     p.add_argument("--dataset", help="default: the dataset on the model card")
-    p.add_argument("--split", default="test")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-batches", type=int, default=0)
+    p.add_argument("--write-card", action="store_true", help="store the measured metrics in the card")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="speed/memory benchmarks, side by side in one run")

@@ -36,6 +36,7 @@ from crmn_viz.figures import (
     plot_sweep_maps,
 )
 from crmn_viz.images import InvalidImageError, load_image
+from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 
 __all__ = ["build_demo", "main"]
@@ -223,7 +224,14 @@ def build_demo() -> gr.Blocks:
                         list(ATTRIBUTION_METHODS), value="integrated_gradients", label="Method"
                     )
                     target = gr.Number(-1, precision=0, label="Target class (-1: predicted)")
-                    n_steps = gr.Slider(8, 256, value=32, step=8, label="Integration steps (IG)")
+                    most_steps = min(256, LIMITS.max_attribution_steps)
+                    n_steps = gr.Slider(
+                        min(8, most_steps),
+                        most_steps,
+                        value=min(32, most_steps),
+                        step=8,
+                        label="Integration steps (IG)",
+                    )
                     attr_button = gr.Button("Attribute", variant="primary")
             attr_plot = gr.Plot(label="Attribution overlay")
             attr_info = gr.JSON(label="Details")
@@ -263,7 +271,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)
     build_demo().queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, show_error=True
+        server_name=args.host,
+        server_port=args.port,
+        show_error=True,
+        max_file_size=LIMITS.max_image_bytes,  # refused before it is stored (CRMN_VIZ_MAX_IMAGE_BYTES)
     )
 
 

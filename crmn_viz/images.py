@@ -30,6 +30,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from crmn_viz.limits import LIMITS
+
 __all__ = [
     "ACCEPTED_FORMATS",
     "DEFAULT_IMAGE_LIMITS",
@@ -74,6 +76,9 @@ class InvalidImageError(ValueError):
 class ImageLimits:
     """Limits that protect the app from inputs that are too big or too odd to show.
 
+    The defaults come from :data:`crmn_viz.limits.LIMITS` (``CRMN_VIZ_MAX_IMAGE_PIXELS``,
+    ``CRMN_VIZ_MAX_IMAGE_BYTES``, ``CRMN_VIZ_MAX_ASPECT_RATIO``).
+
     Attributes:
         max_pixels: Largest width x height allowed, checked on the file header
             before decoding (default 40 megapixels, e.g. 8000 x 5000).
@@ -83,9 +88,9 @@ class ImageLimits:
             (default 50, so a 1 x 50 strip is accepted and 1 x 51 is not).
     """
 
-    max_pixels: int = 40_000_000
-    max_bytes: int = 20 * 1024 * 1024
-    max_aspect_ratio: float = 50.0
+    max_pixels: int = LIMITS.max_image_pixels
+    max_bytes: int = LIMITS.max_image_bytes
+    max_aspect_ratio: float = LIMITS.max_aspect_ratio
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:

@@ -248,6 +248,33 @@ def evaluate_model(
     return {"accuracy": correct / max(total, 1), "num_images": total}
 
 
+def test_metrics(
+    model: TracedModel, dataset_name: str, data_dir: str | None = None, max_batches: int = 0
+) -> dict[str, float]:
+    """The card's test metrics: accuracy, or for faces68 the crop-level NME plus the NME
+    through :func:`crmn_viz.predict_keypoints` on the original photos, face box given
+    and face found by the detector (see :mod:`crmn_viz.analysis.keypoint_evaluation`)."""
+    metrics = {
+        f"test_{k}": v
+        for k, v in evaluate_model(model, dataset_name, "test", data_dir, max_batches=max_batches).items()
+    }
+    if dataset_name == "faces68" and model.task == "keypoints":
+        from crmn_viz.analysis.keypoint_evaluation import evaluate_keypoints_on_photos
+
+        photos = max_batches * 8 if max_batches else 0
+        given = evaluate_keypoints_on_photos(model, data_dir, "test", detector=False, max_photos=photos)
+        found = evaluate_keypoints_on_photos(model, data_dir, "test", detector=True, max_photos=photos)
+        metrics.update(
+            {
+                "test_nme_box_given": given["nme"],
+                "test_nme_detector": found["nme"],
+                "test_detector_no_face_found": found["no_face_found"],
+                "test_num_photos": given["num_photos"],
+            }
+        )
+    return metrics
+
+
 def train(
     recipe: TrainRecipe,
     data_dir: str | None = None,
@@ -391,7 +418,7 @@ def train(
         if stop_after_epoch and epoch + 1 >= stop_after_epoch and epoch + 1 < recipe.epochs:
             return {"stopped_at_epoch": epoch + 1}
     wall = wall_before + time.time() - started
-    metrics = evaluate_model(model, recipe.dataset, "test", data_dir, max_batches=recipe.max_eval_batches)
+    metrics = test_metrics(model, recipe.dataset, data_dir, max_batches=recipe.max_eval_batches)
     if rank == 0:
         destination = Path(checkpoint_dir) if checkpoint_dir else Path("checkpoints")
         save(
@@ -401,7 +428,7 @@ def train(
             dataset=recipe.dataset,
             class_names=list(info.class_names) if info.class_names else None,
             normalization={"mean": list(info.mean), "std": list(info.std)},
-            metrics={f"test_{k}": v for k, v in metrics.items()},
+            metrics=metrics,
             training={
                 "command": " ".join(shlex.quote(a) for a in sys.argv),
                 "recipe": dataclasses.asdict(recipe),

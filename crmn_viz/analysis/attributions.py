@@ -53,6 +53,7 @@ from crmn_viz.analysis.inputs import (
     preprocessor_for,
 )
 from crmn_viz.analysis.statistics import LSTM_QUANTITIES
+from crmn_viz.limits import LIMITS, Limits
 from crmn_viz.models.base import TracedModel
 from crmn_viz.models.reference import reference_crmn_lstm
 from crmn_viz.tracing import recording
@@ -115,6 +116,9 @@ AttributionTarget = int | KeypointTarget | GateTarget | None
 class AttributionLimits:
     """Upper bounds that keep one attribution affordable (an app can expose the options safely).
 
+    The defaults come from :data:`crmn_viz.limits.LIMITS` (``CRMN_VIZ_MAX_ATTRIBUTION_STEPS``,
+    ``_SAMPLES``, ``_WINDOWS`` and ``_BATCH``).
+
     Attributes:
         max_steps: integrated-gradients ``n_steps``.
         max_samples: gradient-SHAP ``n_samples``.
@@ -122,10 +126,10 @@ class AttributionLimits:
         max_batch: the largest ``max_batch`` (network inputs per forward/backward pass).
     """
 
-    max_steps: int = 512
-    max_samples: int = 512
-    max_windows: int = 16384
-    max_batch: int = 512
+    max_steps: int = LIMITS.max_attribution_steps
+    max_samples: int = LIMITS.max_attribution_samples
+    max_windows: int = LIMITS.max_attribution_windows
+    max_batch: int = LIMITS.max_attribution_batch
 
 
 @dataclasses.dataclass
@@ -294,7 +298,11 @@ def _within(value: int, limit: int, name: str, limit_name: str) -> int:
     if not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if value > limit:
-        raise ValueError(f"{name}={value} is above the limit {limit} (AttributionLimits.{limit_name})")
+        variable = Limits.env_name(f"max_attribution_{limit_name.removeprefix('max_')}")
+        raise ValueError(
+            f"{name}={value} is above the limit {limit} (AttributionLimits.{limit_name}, "
+            f"set by {variable}): choose at most {limit}"
+        )
     return value
 
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import plotly.graph_objects as go
 
-from crmn_viz.figures import FigureExport, apply_paper_style, export_figures
+from crmn_viz.figures import FigureExport, FigureExportError, apply_paper_style, export_figures
+from crmn_viz.limits import LIMITS, Limits
 
 __all__ = [
     "MIME_TYPES",
@@ -162,10 +163,16 @@ def export_bundle(
 
     Raises:
         ValueError: no figures, or ``single_file`` with more than one figure or format.
-        crmn_viz.figures.FigureExportError: Chrome/Chromium is missing or rendering failed.
+        crmn_viz.figures.FigureExportError: Chrome/Chromium is missing, rendering failed, or more
+            figures than ``LIMITS.max_export_figures`` (or a dpi/size beyond the limits) were asked for.
     """
     if not items:
         raise ValueError("choose at least one figure to export")
+    if len(items) > LIMITS.max_export_figures:
+        raise FigureExportError(
+            f"{len(items)} figures were chosen, above the limit of {LIMITS.max_export_figures} per export "
+            f"(set by {Limits.env_name('max_export_figures')}); export them in several parts."
+        )
     if single_file and (len(items) != 1 or len(formats) != 1):
         raise ValueError("a single file needs exactly one figure and one format")
     exports = [

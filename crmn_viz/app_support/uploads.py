@@ -15,10 +15,12 @@ from pathlib import Path
 from crmn_viz.app_support.selection import SelectedImage
 from crmn_viz.checkpoints import MAX_CARD_BYTES, CheckpointError, load
 from crmn_viz.images import ImageLimits, InvalidImageError
+from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
+    "MAX_IMAGES_PER_UPLOAD",
     "UPLOAD_IMAGE_LIMITS",
     "ImageUploadResult",
     "UploadedCheckpoint",
@@ -27,12 +29,15 @@ __all__ = [
     "load_checkpoint_upload",
 ]
 
-MAX_CHECKPOINT_BYTES = 300 * 1024 * 1024
-"""Largest uploaded weights file (bytes); the zoo models are a few MB."""
-UPLOAD_IMAGE_LIMITS = ImageLimits(max_pixels=25_000_000, max_bytes=15 * 1024 * 1024)
-"""Limits for uploaded photos (25 megapixels, 15 MB)."""
-MAX_IMAGES_PER_UPLOAD = 32
-"""At most this many images are analysed from one upload; the rest are refused with a message."""
+MAX_CHECKPOINT_BYTES = LIMITS.max_checkpoint_bytes
+"""Largest uploaded weights file (bytes; default 300 MiB, ``CRMN_VIZ_MAX_CHECKPOINT_BYTES``); the zoo
+models are a few MB."""
+UPLOAD_IMAGE_LIMITS = LIMITS.upload_image_limits()
+"""Limits for uploaded photos (default 25 megapixels, 15 MiB: ``CRMN_VIZ_MAX_UPLOAD_PIXELS``,
+``CRMN_VIZ_MAX_UPLOAD_BYTES``, ``CRMN_VIZ_MAX_ASPECT_RATIO``)."""
+MAX_IMAGES_PER_UPLOAD = LIMITS.max_images_per_request
+"""At most this many images are analysed from one upload (default 32,
+``CRMN_VIZ_MAX_IMAGES_PER_REQUEST``); the rest are refused with a message."""
 
 FilePair = tuple[str, bytes]
 """An uploaded file: (its name as the browser sent it, its bytes)."""

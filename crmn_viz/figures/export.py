@@ -18,6 +18,10 @@ figure's own ``layout.width``/``height`` (Plotly pixels, 96 per inch, as set by
 * PNG: ``inches x dpi`` pixels (kaleido's ``scale`` = dpi / 96), with the dpi
   recorded in the file so word processors place it at the right size.
 
+Sizes are bounded by :data:`crmn_viz.limits.LIMITS`: a dpi above ``max_export_dpi`` (1200),
+a side longer than ``max_export_inches`` (50 in) or a PNG of more than ``max_export_pixels``
+(200 megapixels) is refused with :class:`FigureExportError` before anything is drawn.
+
 When ``data`` is given, the numbers behind the figure are written beside it
 (``<name>.data.npz`` or ``<name>.data.csv``) together with ``<name>.meta.json``
 describing the files, size and software versions.
@@ -61,6 +65,7 @@ from crmn_viz.figures.theme import (
     column_width_in,
     default_height_in,
 )
+from crmn_viz.limits import LIMITS, Limits
 
 __all__ = [
     "BROWSER_FORMATS",
@@ -171,7 +176,8 @@ def export_figure(
 
     Raises:
         ValueError: Unsupported extension, bad size or dpi, or unusable ``data``.
-        FigureExportError: Chrome/Chromium or kaleido is missing, or rendering failed.
+        FigureExportError: Chrome/Chromium or kaleido is missing, rendering failed, or the dpi,
+            size or PNG pixel count is beyond :data:`crmn_viz.limits.LIMITS`.
     """
     target = Path(path)
     file_format = target.suffix.lower().lstrip(".")
@@ -216,7 +222,8 @@ def export_figures(
 
     Raises:
         ValueError: Unknown format, duplicate or unsafe names, bad sizes or data.
-        FigureExportError: Chrome/Chromium or kaleido is missing, or rendering failed.
+        FigureExportError: Chrome/Chromium or kaleido is missing, rendering failed, or the dpi,
+            size or PNG pixel count is beyond :data:`crmn_viz.limits.LIMITS`.
     """
     normalised_formats = [name.lower().lstrip(".") for name in formats]
     unknown = [name for name in normalised_formats if name not in SUPPORTED_FORMATS]
@@ -275,6 +282,21 @@ def browser_available() -> bool:
 def _check_dpi(dpi: float) -> None:
     if not isinstance(dpi, (int, float)) or not math.isfinite(dpi) or dpi <= 0:
         raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    if dpi > LIMITS.max_export_dpi:
+        raise FigureExportError(
+            f"dpi={dpi:g} is above the limit of {LIMITS.max_export_dpi:g} dpi "
+            f"(set by {Limits.env_name('max_export_dpi')}); choose a lower resolution."
+        )
+
+
+def _check_png_pixels(name: str, width_in: float, height_in: float, dpi: float) -> None:
+    pixels = round(width_in * dpi) * round(height_in * dpi)
+    if pixels > LIMITS.max_export_pixels:
+        raise FigureExportError(
+            f"{name}.png would be {round(width_in * dpi)} x {round(height_in * dpi)} pixels "
+            f"({pixels / 1e6:.0f} megapixels), above the limit of {LIMITS.max_export_pixels / 1e6:g} "
+            f"megapixels (set by {Limits.env_name('max_export_pixels')}); lower the dpi or the size."
+        )
 
 
 _SAFE_NAME = re.compile(r"^[\w][\w.\-]*$")
@@ -332,11 +354,15 @@ def _figure_size_in(
     for label, value in (("width_in", width_in), ("height_in", height_in)):
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{label} must be a positive number of inches, got {value!r}")
+        if value > LIMITS.max_export_inches:
+            raise FigureExportError(
+                f"{label}={value:g} in is above the limit of {LIMITS.max_export_inches:g} in "
+                f"(set by {Limits.env_name('max_export_inches')}); choose a smaller figure."
+            )
     return float(width_in), float(height_in)
 
 
 def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], dpi: float) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
     browser_jobs: list[_RenderJob] = []
     written: list[Path] = []
     planned: list[tuple[FigureExport, go.Figure, list[Path], float, float]] = []
@@ -349,6 +375,8 @@ def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], 
         if item.data is not None:
             _validate_data(item.data, item.name)
         item_paths = [out_dir / f"{item.name}.{file_format}" for file_format in formats]
+        if "png" in formats:
+            _check_png_pixels(item.name, width_in, height_in, dpi)
         planned.append((item, figure, item_paths, width_in, height_in))
         browser_jobs.extend(
             _RenderJob(
@@ -365,6 +393,7 @@ def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], 
             if path.suffix.lstrip(".") in BROWSER_FORMATS
         )
 
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once every size has passed its checks
     if browser_jobs:
         _render_in_one_browser_session(browser_jobs)
     for item, figure, item_paths, width_in, height_in in planned:

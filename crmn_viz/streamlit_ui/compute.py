@@ -22,6 +22,7 @@ from crmn_viz.app_support import architecture, datasets, inference, uploads
 from crmn_viz.app_support import faces as faces_support
 from crmn_viz.app_support.selection import SelectedImage, decode_images, encode_png
 from crmn_viz.figures import browser_available as _browser_available
+from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 
 Pngs = tuple[bytes, ...]
@@ -163,8 +164,10 @@ def gate_statistics_images(
 @st.cache_data(max_entries=8, show_spinner="Collecting gate statistics over test images…")
 def gate_statistics_test(_model: TracedModel, key: str, dataset: str, count: int) -> analysis.GateStatistics:
     """Gate statistics over ``count`` test images of ``dataset`` spread over every class."""
-    subset = datasets.test_subset(dataset, count)
-    return analysis.gate_statistics(_model, subset, by_class=True, progress=False, batch_size=100)
+    subset = datasets.test_subset(dataset, min(count, LIMITS.max_statistics_images))
+    return analysis.gate_statistics(
+        _model, subset, by_class=True, progress=False, batch_size=100, max_images=LIMITS.max_statistics_images
+    )
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the face after every block…")

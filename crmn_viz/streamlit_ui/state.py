@@ -17,7 +17,7 @@ from crmn_viz.app_support.applicability import check_view
 from crmn_viz.app_support.gallery import list_gallery
 from crmn_viz.app_support.inference import describe_device
 from crmn_viz.app_support.selection import SelectedImage
-from crmn_viz.app_support.uploads import MAX_CHECKPOINT_BYTES, UPLOAD_IMAGE_LIMITS
+from crmn_viz.app_support.uploads import MAX_CHECKPOINT_BYTES, MAX_IMAGES_PER_UPLOAD, UPLOAD_IMAGE_LIMITS
 from crmn_viz.checkpoints import CheckpointError, checkpoint_dir, list_checkpoints
 from crmn_viz.models.base import TracedModel
 from crmn_viz.streamlit_ui import compute
@@ -177,6 +177,12 @@ def _uploaded_images(source: str = "upload") -> tuple[list[SelectedImage], list[
             or []
         )
     images, refused = [], []
+    if len(files) > MAX_IMAGES_PER_UPLOAD:
+        refused.append(
+            f"{len(files) - MAX_IMAGES_PER_UPLOAD} file(s) skipped: at most {MAX_IMAGES_PER_UPLOAD} images "
+            "are analysed at once."
+        )
+        files = files[:MAX_IMAGES_PER_UPLOAD]
     for upload in files:
         decoded = compute.decode_upload(upload.name, upload.getvalue(), source)
         if isinstance(decoded, str):

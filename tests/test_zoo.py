@@ -1,0 +1,43 @@
+"""The shipped zoo: every card is valid, loads, and its model is really trained."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crmn_viz import list_checkpoints, load
+from crmn_viz.training import evaluate_model
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CRMN_VIZ_DATA_DIR", REPO.parent / "shared" / "data"))
+ZOO = [entry["name"] for entry in list_checkpoints(REPO / "checkpoints")]
+
+
+def test_zoo_is_listed_and_small():
+    assert len(ZOO) == len(list((REPO / "checkpoints").glob("*.json"))), "every card must validate"
+    total = sum(p.stat().st_size for p in (REPO / "checkpoints").glob("*.safetensors"))
+    assert total < 80e6, f"the zoo must stay under 80 MB, is {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_each_card_records_how_it_was_made(name):
+    card = load(REPO / "checkpoints" / name, device="cpu").card
+    for field in ("dataset", "metrics", "training", "normalization", "package_version"):
+        assert field in card, f"{name}: card lacks {field}"
+    for field in ("command", "epochs", "wall_time_s", "hardware"):
+        assert field in card["training"], f"{name}: training record lacks {field}"
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_shipped_model_is_trained_on_a_sample_of_its_test_set(name):
+    model = load(REPO / "checkpoints" / name, device="cpu")
+    dataset = model.card["dataset"]
+    if not SHARED.exists():
+        pytest.skip("shared data not found")
+    metrics = evaluate_model(model, dataset, "test", str(SHARED), batch_size=128, max_batches=2)
+    if model.task == "keypoints":
+        assert metrics["nme_crop"] < 0.25  # an untrained head is around 0.6
+    else:
+        assert metrics["accuracy"] > 0.5  # chance is 0.1 on CIFAR-10 and MNIST
