@@ -338,12 +338,13 @@ def _check_entry(name: str, info: Any, file_name: str) -> tuple[int, int, list[i
 
 
 class _BoundedConstruction(TorchFunctionMode):
-    """Stops building a model as soon as it creates far more values or tensors than allowed.
+    """Stops building a model as soon as it creates more values or tensors than it may have.
 
-    A card's config can describe a model that takes minutes to build even on the ``meta``
-    device (e.g. thousands of RiR stages). Counting what the tensor factories create while
-    the skeleton is built bounds that time; the exact counts are checked afterwards.
-    Temporary tensors are counted too, hence the slack factor.
+    A card's config can describe a model that takes minutes and gigabytes to build even on
+    the ``meta`` device (e.g. thousands of RiR stages). A matching checkpoint never needs
+    more than its weights file holds, nor more than the limits, so the build is stopped as
+    soon as the tensor factories have created more than that (with a margin for temporary
+    tensors); the exact names, shapes and counts are compared afterwards.
     """
 
     _FACTORIES = frozenset(
@@ -367,27 +368,35 @@ class _BoundedConstruction(TorchFunctionMode):
             "new_tensor",
         }
     )
-    SLACK = 2
 
-    def __init__(self, max_values: int, max_tensors: int) -> None:
+    def __init__(self, max_values: int, max_tensors: int, stored_values: int, stored_tensors: int) -> None:
         super().__init__()
-        self.max_values, self.max_tensors = max_values, max_tensors
         self.values = self.tensors = 0
+        by_limit = (int(1.25 * max_values), int(1.1 * max_tensors) + 64)
+        by_file = (int(1.25 * stored_values) + 1_000_000, int(1.1 * stored_tensors) + 64)
+        self.value_budget, self.tensor_budget = min(by_limit[0], by_file[0]), min(by_limit[1], by_file[1])
+        file_note = "its weights file holds (they do not match)"
+        self.reasons = (
+            f"above the limit of {max_values:,}"
+            if by_limit[0] <= by_file[0]
+            else f"above the limit of the {stored_values:,} values {file_note}",
+            f"above the limit of {max_tensors:,}"
+            if by_limit[1] <= by_file[1]
+            else f"above the limit of the {stored_tensors:,} tensors {file_note}",
+        )
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         result = func(*args, **(kwargs or {}))
         if getattr(func, "__name__", "") in self._FACTORIES and isinstance(result, torch.Tensor):
             self.values += result.numel()
             self.tensors += 1
-            if self.values > self.SLACK * self.max_values:
+            if self.values > self.value_budget:
                 raise CheckpointError(
-                    f"the card asks for more than {self.values:,} values, "
-                    f"above the limit of {self.max_values:,}"
+                    f"the card asks for more than {self.values:,} values, {self.reasons[0]}"
                 )
-            if self.tensors > self.SLACK * self.max_tensors:
+            if self.tensors > self.tensor_budget:
                 raise CheckpointError(
-                    f"the card asks for more than {self.tensors:,} tensors, "
-                    f"above the limit of {self.max_tensors:,}"
+                    f"the card asks for more than {self.tensors:,} tensors, {self.reasons[1]}"
                 )
         return result
 
@@ -416,8 +425,20 @@ def load(
     header = _read_header(weights_path)
     arch = card["arch"]
     config = config_class(arch).from_dict(card["config"])
-    with torch.device("meta"), _BoundedConstruction(max_parameters, max_tensors):
-        skeleton = create_model(arch, **config.to_dict())
+    entries = [info for name, info in header.items() if name != "__metadata__"]
+    stored_values = sum(math.prod(info["shape"]) for info in entries)
+    bounded = _BoundedConstruction(max_parameters, max_tensors, stored_values, len(entries))
+    try:
+        with torch.device("meta"), bounded:
+            skeleton = create_model(arch, **config.to_dict())
+    except CheckpointError:
+        raise
+    except Exception as err:  # a config of the wrong types can trip any error in a constructor
+        raise CheckpointError(
+            f"{card_path.name}: invalid {arch} config: the model cannot be built ({type(err).__name__}: "
+            f"{str(err)[:200]})"
+        ) from None
+    preprocess = _preprocessor(card, skeleton, card_path.name)
     skeleton_state = skeleton.state_dict()
     expected = {k: tuple(v.shape) for k, v in skeleton_state.items()}
     n_params = sum(int(torch.Size(s).numel()) for s in expected.values())
@@ -473,8 +494,24 @@ def load(
     )
     model = model.to(target).eval()
     model.card = card  # type: ignore[attr-defined]
-    model.preprocess = Preprocessor.from_card(card)  # type: ignore[attr-defined]
+    model.preprocess = preprocess  # type: ignore[attr-defined]
     return model
+
+
+def _preprocessor(card: dict[str, Any], skeleton: TracedModel, label: str) -> Preprocessor:
+    """The card's preprocessing, which must feed the model the input its config was built for."""
+    try:
+        preprocess = Preprocessor.from_card(card)
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise CheckpointError(f"{label}: 'input_size' or 'in_channels' is invalid ({err})") from None
+    channels, height, width = skeleton.input_shape
+    if preprocess.input_size != (height, width) or preprocess.in_channels != channels:
+        raise CheckpointError(
+            f"{label}: the card's input ({preprocess.in_channels} channels, "
+            f"{preprocess.input_size[0]} x {preprocess.input_size[1]}) is not the input its config builds "
+            f"the model for ({channels} channels, {height} x {width})"
+        )
+    return preprocess
 
 
 def list_checkpoints(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

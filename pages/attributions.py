@@ -3,6 +3,7 @@
 import streamlit as st
 
 from crmn_viz.analysis import ATTRIBUTION_METHODS, GATE_QUANTITIES
+from crmn_viz.limits import LIMITS
 from crmn_viz.streamlit_ui import compute
 from crmn_viz.streamlit_ui.figures import builder, show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
@@ -67,12 +68,18 @@ def method_options(method: str, column_key: str) -> tuple:
     """Widgets for one method's options; returns them as a hashable tuple."""
     options: dict = {}
     if method == "integrated_gradients":
-        options["n_steps"] = st.slider("Steps", 8, 256, 64, step=8, key=f"{column_key}_steps")
+        most = min(256, LIMITS.max_attribution_steps)
+        options["n_steps"] = st.slider(
+            "Steps", min(8, most), most, min(64, most), step=8, key=f"{column_key}_steps"
+        )
         options["baseline"] = st.selectbox(
             "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_baseline"
         )
     elif method == "gradient_shap":
-        options["n_samples"] = st.slider("Samples", 8, 256, 32, step=8, key=f"{column_key}_samples")
+        most = min(256, LIMITS.max_attribution_samples)
+        options["n_samples"] = st.slider(
+            "Samples", min(8, most), most, min(32, most), step=8, key=f"{column_key}_samples"
+        )
     elif method == "occlusion":
         side = min(height, width)
         window = st.slider(

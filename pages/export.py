@@ -4,6 +4,7 @@ import streamlit as st
 
 from crmn_viz.app_support.figure_files import FigureItem, export_bundle
 from crmn_viz.figures import FigureExportError
+from crmn_viz.limits import LIMITS
 from crmn_viz.streamlit_ui import compute
 from crmn_viz.streamlit_ui.figures import data_of, remembered
 
@@ -37,7 +38,10 @@ columns = settings[1].segmented_control(
     key="export_columns",
     format_func={1: "One column", 2: "Two columns"}.get,
 )
-dpi = settings[2].number_input("PNG resolution (dpi)", 72, 1200, 300, step=50, key="export_dpi")
+most_dpi = int(LIMITS.max_export_dpi)
+dpi = settings[2].number_input(
+    "PNG resolution (dpi)", min(72, most_dpi), most_dpi, min(300, most_dpi), step=50, key="export_dpi"
+)
 with settings[3]:
     keep_title = st.checkbox("Keep titles", value=False, key="export_titles")
     include_data = st.checkbox("Data beside each figure", value=True, key="export_data")

@@ -7,6 +7,7 @@ from crmn_viz.app_support.gallery import list_gallery
 from crmn_viz.app_support.selection import SelectedImage
 from crmn_viz.app_support.summaries import class_labels, per_class_arrays
 from crmn_viz.data import DatasetNotFoundError
+from crmn_viz.limits import LIMITS
 from crmn_viz.streamlit_ui import compute
 from crmn_viz.streamlit_ui.figures import builder, show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
@@ -113,7 +114,10 @@ with tabs[4]:
         stats = compute.gate_statistics_images(model, key, tuple(i.png for i in images), labels)
         st.caption(f"{stats.count} gallery images, grouped by their {stats.label_source} class.")
     else:
-        count = st.number_input("Number of test images", 50, 10_000, 500, step=50, key="lstm_stats_count")
+        most = LIMITS.max_statistics_images
+        count = st.number_input(
+            "Number of test images", min(50, most), most, min(500, most), step=50, key="lstm_stats_count"
+        )
         if st.button("Compute over test images", key="lstm_stats_go"):
             st.session_state["lstm_stats_test"] = int(count)
         wanted = st.session_state.get("lstm_stats_test")
