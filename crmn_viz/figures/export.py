@@ -481,7 +481,13 @@ def _render_in_one_browser_session(jobs: list[_RenderJob]) -> None:
         finally:
             await session.close()
 
-    _run_in_private_event_loop(render_all())
+    with _BROWSER_SESSION_LOCK:  # one Chrome at a time per process: concurrent sessions can hang
+        _run_in_private_event_loop(render_all())
+
+
+_BROWSER_SESSION_LOCK = threading.Lock()
+"""Serialises browser sessions: exports from several threads (Streamlit sessions sharing one
+process) queue instead of starting competing Chrome instances."""
 
 
 def _full_bleed_page_generator(kaleido: Any) -> Any:
