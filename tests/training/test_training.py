@@ -44,7 +44,7 @@ def test_one_batch_training_run_writes_checkpoint_card_and_metrics(tmp_path):
     metrics = train(recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
     model = load(tmp_path / "ck" / "tiny-mnist", device="cpu")
     assert model.card["dataset"] == "mnist" and model.card["class_names"][0] == "0"
-    assert model.card["metrics"]["test_accuracy"] == metrics["accuracy"]
+    assert model.card["metrics"]["test_accuracy"] == metrics["test_accuracy"]
     assert model.card["training"]["epochs"] == 1 and model.card["training"]["wall_time_s"] > 0
     lines = (tmp_path / "runs" / "tiny-mnist" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["epoch"] == 1
