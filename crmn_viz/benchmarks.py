@@ -182,7 +182,7 @@ def bench_crmn_lstm_interface(quick: bool, device: torch.device, repeats: int) -
 def bench_renet_sweeps(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
     """3. Batched column/row sweeps vs a loop over patches (one ReNet layer, eval)."""
     hidden = 8 if quick else 32
-    size = 8 if quick else 16
+    size = 8 if quick else 32
     model = (
         create_model(
             "renet", patch_sizes=[2], hidden_sizes=[hidden], fc_sizes=[8], in_channels=3, input_size=size
