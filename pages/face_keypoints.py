@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from crmn_viz.app_support.faces import normalised_mean_error
+from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
 from crmn_viz.streamlit_ui import compute
 from crmn_viz.streamlit_ui.figures import builder, show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start

@@ -30,10 +30,9 @@ def normalised_mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
 
     Shape: predicted, truth [68, 2] in the same pixels. Returns a fraction (0.05 = 5%).
     """
-    predicted = np.asarray(predicted, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
+    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     interocular = np.linalg.norm(truth[OUTER_EYE_CORNERS[0]] - truth[OUTER_EYE_CORNERS[1]])
-    return float(np.linalg.norm(predicted - truth, axis=1).mean() / interocular)
+    return float(np.linalg.norm(predicted - truth, axis=-1).mean() / max(interocular, 1e-9))
 
 
 def evaluate_keypoints_on_photos(

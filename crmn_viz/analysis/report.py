@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from crmn_viz.analysis.attributions import attribute
+from crmn_viz.analysis.face_steps import face_crop, face_steps
 from crmn_viz.analysis.inputs import class_names_for, prepare_batch
 from crmn_viz.analysis.keypoints import NoFaceFoundError, predict_faces
 from crmn_viz.analysis.predictions import classify
@@ -78,8 +79,6 @@ def figures_for_image(model: TracedModel, image: Image.Image, ig_steps: int = 32
             width, height = image.size
             faces = predict_faces(model, image, box=(0, 0, width, height))
         figures["keypoints"] = plot_keypoints(np.asarray(image.convert("RGB")), [f.keypoints for f in faces])
-        from crmn_viz.app_support.faces import face_crop, face_steps
-
         steps = face_steps(model, image, faces[0])
         figures["stepwise_keypoints"] = plot_stepwise_keypoints(steps.crop, steps.keypoints_per_step)
         _, height, width = model.input_shape

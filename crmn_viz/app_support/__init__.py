@@ -11,7 +11,7 @@ torch or build figures themselves.
   bytes (the cache key of every result).
 * :mod:`~crmn_viz.app_support.uploads`: uploaded images and ``.safetensors`` + ``.json``
   checkpoint pairs (private temporary folder, size limits).
-* :mod:`~crmn_viz.app_support.inference`, :mod:`~crmn_viz.app_support.faces`,
+* :mod:`~crmn_viz.app_support.inference`,
   :mod:`~crmn_viz.app_support.architecture`, :mod:`~crmn_viz.app_support.summaries`,
   :mod:`~crmn_viz.app_support.datasets`: small adapters over :mod:`crmn_viz.analysis`.
 * :mod:`~crmn_viz.app_support.applicability`: which view suits which model.

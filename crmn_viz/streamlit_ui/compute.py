@@ -18,8 +18,8 @@ import streamlit as st
 
 import crmn_viz
 from crmn_viz import analysis
+from crmn_viz.analysis import face_steps as faces_support
 from crmn_viz.app_support import architecture, datasets, inference, uploads
-from crmn_viz.app_support import faces as faces_support
 from crmn_viz.app_support.selection import SelectedImage, decode_images, encode_png
 from crmn_viz.figures import browser_available as _browser_available
 from crmn_viz.limits import LIMITS

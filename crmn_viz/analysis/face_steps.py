@@ -1,4 +1,4 @@
-"""Face keypoints for display: the crop the model saw, its keypoints after every CRMN step, the error.
+"""Face keypoints block by block: the crop the model saw and its keypoints after every CRMN step.
 
 Glue over :func:`crmn_viz.analysis.predict_faces` and :func:`crmn_viz.analysis.stepwise_readout`:
 the face is cut out exactly as for the prediction (:func:`crmn_viz.data.crop_and_resize` on the
@@ -13,14 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from crmn_viz.analysis import FaceKeypoints, stepwise_readout
+from crmn_viz.analysis.keypoints import FaceKeypoints
+from crmn_viz.analysis.readouts import stepwise_readout
 from crmn_viz.data.face_geometry import FaceBox, crop_and_resize, image_to_crop_coords
 from crmn_viz.models.base import TracedModel
 
-__all__ = ["FaceSteps", "face_crop", "face_steps", "normalised_mean_error"]
-
-OUTER_EYE_CORNERS = (36, 45)
-"""iBUG points used for the inter-ocular normalisation of the 300-W NME."""
+__all__ = ["FaceSteps", "face_crop", "face_steps"]
 
 
 @dataclass
@@ -85,18 +83,3 @@ def face_steps(
         ground_truth=truth,
         crop_box=face.crop_box,
     )
-
-
-def normalised_mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """300-W NME: mean point-to-point distance divided by the outer-eye-corner distance (36, 45).
-
-    Args:
-        predicted: [68, 2] points in pixels.
-        truth: [68, 2] true points in the same pixels.
-
-    Returns:
-        The error as a fraction of the inter-ocular distance (0.05 = 5%).
-    """
-    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    interocular = np.linalg.norm(truth[OUTER_EYE_CORNERS[0]] - truth[OUTER_EYE_CORNERS[1]])
-    return float(np.linalg.norm(predicted - truth, axis=-1).mean() / max(interocular, 1e-9))
