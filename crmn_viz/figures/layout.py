@@ -21,7 +21,7 @@ from crmn_viz.figures.theme import (
     inches_to_px,
 )
 
-__all__ = ["finish_figure", "image_figure_height_in", "legend_rows", "line_style"]
+__all__ = ["finish_figure", "image_figure_height_in", "image_pixel_axes", "legend_rows", "line_style"]
 
 _LINE_DASHES = ("solid", "dash", "dot", "dashdot")
 _LEGEND_ROW_PX = 19
@@ -121,3 +121,16 @@ def image_figure_height_in(
     panel_width = (inches_to_px(column_width_in(columns)) - reserved_width_px) / panel_cols
     height_px = panel_rows * panel_width * image_height / image_width + reserved_height_px
     return round(min(max(height_px / 96.0, limits_in[0]), limits_in[1]), 3)
+
+
+def image_pixel_axes(fig: go.Figure, height: int, width: int) -> None:
+    """Titled axes in image pixels for a single-panel image figure: row 0 at the top, square pixels."""
+    fig.update_xaxes(title_text="x (pixels)", range=[-0.5, width - 0.5], constrain="domain", showgrid=False)
+    fig.update_yaxes(
+        title_text="y (pixels)",
+        range=[height - 0.5, -0.5],
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+        showgrid=False,
+    )

@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from crmn_viz.figures.arrays import as_rgb_uint8, rgba, to_numpy
-from crmn_viz.figures.layout import image_figure_height_in
+from crmn_viz.figures.layout import image_figure_height_in, image_pixel_axes
 from crmn_viz.figures.theme import (
     DIVERGING_COLORSCALE,
     OKABE_ITO,
@@ -177,15 +177,7 @@ def plot_attribution_overlay(
             hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>",
         )
     )
-    fig.update_xaxes(title_text="x (pixels)", range=[-0.5, width - 0.5], constrain="domain", showgrid=False)
-    fig.update_yaxes(
-        title_text="y (pixels)",
-        range=[height - 0.5, -0.5],
-        scaleanchor="x",
-        scaleratio=1,
-        constrain="domain",
-        showgrid=False,
-    )
+    image_pixel_axes(fig, height, width)
     if title:
         fig.update_layout(title_text=title)
     default = image_figure_height_in(
@@ -399,15 +391,7 @@ def plot_keypoints(
     fig.add_trace(legend_entry("prediction", PREDICTION_COLOUR))
     if ground_truth is not None:
         fig.add_trace(legend_entry("ground truth", GROUND_TRUTH_COLOUR))
-    fig.update_xaxes(title_text="x (pixels)", range=[-0.5, width - 0.5], constrain="domain", showgrid=False)
-    fig.update_yaxes(
-        title_text="y (pixels)",
-        range=[height - 0.5, -0.5],
-        scaleanchor="x",
-        scaleratio=1,
-        constrain="domain",
-        showgrid=False,
-    )
+    image_pixel_axes(fig, height, width)
     fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, showlegend=True)
     default = image_figure_height_in(columns, height, width, reserved_width_px=55, reserved_height_px=75)
     return apply_paper_style(fig, columns=columns, height_in=height_in or default)

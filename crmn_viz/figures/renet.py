@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from crmn_viz.figures.arrays import as_rgb_uint8, check_index, to_numpy
-from crmn_viz.figures.layout import finish_figure, image_figure_height_in, legend_rows
+from crmn_viz.figures.layout import finish_figure, image_figure_height_in, image_pixel_axes, legend_rows
 from crmn_viz.figures.theme import DIVERGING_COLORSCALE, OKABE_ITO, symmetric_range
 
 __all__ = [
@@ -393,17 +393,7 @@ def plot_patch_grid(
     path = _grid_path(xs, ys)
     fig.add_shape(type="path", path=path, line={"color": "#000000", "width": 2.2}, **_OUTLINE)
     fig.add_shape(type="path", path=path, line={"color": OKABE_ITO["yellow"], "width": 1}, **_OUTLINE)
-    fig.update_xaxes(
-        title_text="x (pixels)", range=[-0.5, covered_w - 0.5], showgrid=False, constrain="domain"
-    )
-    fig.update_yaxes(
-        title_text="y (pixels)",
-        range=[covered_h - 0.5, -0.5],
-        scaleanchor="x",
-        scaleratio=1,
-        constrain="domain",
-        showgrid=False,
-    )
+    image_pixel_axes(fig, covered_h, covered_w)
     fig.update_layout(
         meta={"layer": layer, "patch_pixels": [patch_h, patch_w], "grid": [rows, cols]},
     )
