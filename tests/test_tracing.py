@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import pytest
 import torch
 
 from crmn_viz import list_architectures
-from crmn_viz.tracing import _ACTIVE_RECORDER, Trace
+from crmn_viz.tracing import _ACTIVE_RECORDER, Trace, recording
 from tests.conftest import random_input, tiny_model
 
 # Pinned trace names of the tiny configs: renaming one is a conscious act.
@@ -120,3 +121,34 @@ def test_gradients_flow_through_a_traced_call():
     out, _ = model.run_with_trace(x)
     out[:, 0].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_derived_entries_are_built_on_first_access_only_and_match_eager_recording():
+    """``lstm.input`` and the stacked gate histories are deferred under run_with_trace: not built
+    until read, then equal to what eager recording stores, detached even in grad mode."""
+    model = tiny_model("crmn").eval()
+    x = random_input(model, 3)
+    out, trace = model.run_with_trace(x)  # grad mode on: deferred ingredients must be detached
+    assert out.requires_grad
+    assert not trace.is_built("lstm.input") and not trace.is_built("lstm.forget_gate")
+    assert trace.is_built("blocks.0.out")
+    with recording() as eager:  # eager: the padded input is built during the forward pass
+        model(x)
+    assert isinstance(eager["lstm.input"], torch.Tensor)
+    for name in ("lstm.input", "lstm.forget_gate", "lstm.cell"):
+        value = trace[name]
+        assert trace.is_built(name)
+        assert value.grad_fn is None and not value.requires_grad
+        assert torch.equal(value, eager[name].detach())
+    assert trace["lstm.input"] is trace["lstm.input"]  # built once
+
+
+def test_a_trace_with_unread_deferred_entries_pickles_whole():
+    """Streamlit's st.cache_data pickles traces: every entry must survive, deferred or not."""
+    model = tiny_model("renet")
+    with torch.no_grad():
+        _, trace = model.run_with_trace(random_input(model, 2))
+    copy = pickle.loads(pickle.dumps(trace))
+    assert sorted(copy) == sorted(trace)
+    for name in trace:
+        assert torch.equal(copy[name], trace[name]), name

@@ -93,7 +93,8 @@ class TracedModel(nn.Module):
 
         Returns:
             The same output as ``model(x)`` and a read-only :class:`Trace` of
-            detached tensors. Grad mode is the caller's: wrap in ``torch.no_grad()``
+            detached tensors (derived views such as ``lstm.input`` are built on first
+            access). Grad mode is the caller's: wrap in ``torch.no_grad()``
             for pure inspection. Thread safe; leaves nothing attached to the model.
         """
         wanted = None if names is None else list(names)
@@ -101,7 +102,7 @@ class TracedModel(nn.Module):
             unknown = sorted(set(wanted) - set(self.trace_names()))
             if unknown:
                 raise KeyError(f"unknown trace names {unknown}; see model.trace_names()")
-        with recording(wanted, store_device) as tensors:
+        with recording(wanted, store_device, defer=True) as tensors:
             output = self(x)
         return output, Trace(tensors)
 

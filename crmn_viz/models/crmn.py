@@ -87,6 +87,11 @@ def step_input_sizes(config: CRMNConfig) -> list[int]:
     return sizes
 
 
+def _stack_steps(values: list[torch.Tensor]) -> torch.Tensor:
+    """Per-step [B, H] tensors -> [B, T, H]."""
+    return torch.stack(values, dim=1)
+
+
 class PeepholeLSTM(nn.Module):
     """Peephole LSTM over the block sequence, CRMN eqs. 2-7.
 
@@ -158,7 +163,7 @@ class PeepholeLSTM(nn.Module):
 
     def forward(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
         """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H]."""
-        self.input.record_lazily(lambda: self.padded_inputs(stage_inputs))
+        self.input.record_lazily(self.padded_inputs, stage_inputs)
         projected = self.project_inputs(stage_inputs)
         batch = projected.shape[0]
         hidden = self.initial_hidden.expand(batch, -1)
@@ -188,7 +193,7 @@ class PeepholeLSTM(nn.Module):
                 history[name].append(value)
         hidden_seq = torch.stack(hiddens, dim=1)
         for name, values in history.items():
-            getattr(self, name).record_lazily(lambda values=values: torch.stack(values, dim=1))
+            getattr(self, name).record_lazily(_stack_steps, values)
         return self.hidden(hidden_seq)
 
 

@@ -136,8 +136,8 @@ class ReNetLayer(nn.Module):
 
     def _record_gates(self, prefix: str, gates: dict[str, torch.Tensor], to_map) -> None:  # type: ignore[no-untyped-def]
         for name, value in gates.items():
-            self.gates[f"{prefix}_fwd"][name].record_lazily(lambda v=value: to_map(v[0]))
-            self.gates[f"{prefix}_bwd"][name].record_lazily(lambda v=value: to_map(v[1]))
+            self.gates[f"{prefix}_fwd"][name].record_lazily(to_map, value[0])
+            self.gates[f"{prefix}_bwd"][name].record_lazily(to_map, value[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         patches = split_into_patches(x, self.patch)  # [B, R, C, F]
