@@ -43,6 +43,7 @@ __all__ = [
     "list_checkpoints",
     "load",
     "load_card",
+    "resolve_checkpoint",
     "save",
 ]
 
@@ -129,7 +130,12 @@ def save(
     return weights_path, card_path
 
 
-def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(weights .safetensors path, card .json path)`` for a zoo name or a file path.
+
+    A bare name (no suffix, no separator) found in :func:`checkpoint_dir` wins; otherwise the
+    path is taken as given (either file of the pair). Pickle suffixes are refused.
+    """
     text = str(name_or_path)
     candidate = Path(text)
     if not candidate.suffix and os.sep not in text and "/" not in text:
@@ -420,7 +426,7 @@ def load(
     Raises:
         CheckpointError: missing, truncated, mismatched or hostile files.
     """
-    weights_path, card_path = _resolve(name_or_path)
+    weights_path, card_path = resolve_checkpoint(name_or_path)
     card = load_card(card_path)
     header = _read_header(weights_path)
     arch = card["arch"]

@@ -33,7 +33,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from crmn_viz.checkpoints import _resolve, load
+    from crmn_viz.checkpoints import load, resolve_checkpoint
     from crmn_viz.training import test_metrics
 
     model = load(args.checkpoint, device=args.device)
@@ -52,7 +52,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
     )
     if args.write_card:
-        _, card_path = _resolve(args.checkpoint)
+        _, card_path = resolve_checkpoint(args.checkpoint)
         card = json.loads(Path(card_path).read_text())
         card["metrics"] = {**card.get("metrics", {}), **measured}
         card["evaluation"] = {"command": " ".join(shlex.quote(a) for a in sys.argv)}
