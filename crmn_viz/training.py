@@ -59,6 +59,7 @@ class TrainRecipe:
     milestones: list = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # step: fractions of training
     gamma: float = 0.1  # step decay factor
     label_smoothing: float = 0.0  # classification only
+    keypoint_loss: str = "mse"  # keypoints only: "mse" (squared error) or "l1", on normalised (x, y)
     seed: int = 0  # for the model init, shuffling and augmentation
     num_workers: int = 0  # DataLoader workers for datasets that are not held in memory
     amp: bool = False  # bfloat16/float16 autocast on CUDA
@@ -79,7 +80,10 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
     unknown = sorted(set(values) - valid)
     if unknown:
         raise ValueError(f"unknown recipe keys {unknown}; valid: {sorted(valid)}")
-    return TrainRecipe(**values)
+    recipe = TrainRecipe(**values)
+    if recipe.keypoint_loss not in ("mse", "l1"):
+        raise ValueError(f"keypoint_loss must be 'mse' or 'l1', got {recipe.keypoint_loss!r}")
+    return recipe
 
 
 # ----------------------------------------------------------------------------- data
@@ -205,6 +209,8 @@ def _make_schedule(recipe: TrainRecipe, optimizer: torch.optim.Optimizer, steps_
 
 def _loss(recipe: TrainRecipe, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if recipe.task == "keypoints":
+        if recipe.keypoint_loss == "l1":
+            return F.l1_loss(output.flatten(1), target.flatten(1))
         return F.mse_loss(output.flatten(1), target.flatten(1))
     return F.cross_entropy(output, target, label_smoothing=recipe.label_smoothing)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from crmn_viz import load
-from crmn_viz.training import InMemoryBatches, load_recipe, train
+from crmn_viz.training import InMemoryBatches, _loss, load_recipe, train
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("CRMN_VIZ_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -71,6 +71,22 @@ def test_unknown_recipe_keys_are_named(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('name = "x"\narch = "crmn"\ndataset = "mnist"\nepoch = 3\n')
     with pytest.raises(ValueError, match="unknown recipe keys \\['epoch'\\]"):
+        load_recipe(path)
+
+
+def test_keypoint_losses_are_the_mean_absolute_and_squared_coordinate_errors(tmp_path):
+    output = torch.tensor([[[0.2, 0.4], [0.9, 0.1]]])
+    target = torch.tensor([[[0.5, 0.4], [0.5, 0.3]]])  # per-coordinate errors 0.3, 0, 0.4, 0.2
+    for kind, expected in (("l1", 0.9 / 4), ("mse", (0.09 + 0.16 + 0.04) / 4)):
+        path = tmp_path / f"{kind}.toml"
+        path.write_text(
+            f'name = "k"\narch = "crmn"\ndataset = "faces68"\nkeypoint_loss = "{kind}"\n'
+            'model = { task = "keypoints" }\n'
+        )
+        assert _loss(load_recipe(path), output, target).item() == pytest.approx(expected)
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "k"\narch = "crmn"\ndataset = "faces68"\nkeypoint_loss = "huber"\n')
+    with pytest.raises(ValueError, match="keypoint_loss must be"):
         load_recipe(path)
 
 
