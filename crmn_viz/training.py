@@ -225,6 +225,8 @@ def evaluate_model(
     max_batches: int = 0,
 ) -> dict[str, float]:
     """Test metrics: ``accuracy`` for classifiers, ``nme`` (crop-level) for keypoints."""
+    from crmn_viz.analysis.keypoint_evaluation import normalised_mean_errors
+
     model.eval()
     device = next(model.parameters()).device
     data = in_memory_data(dataset_name, split, data_dir)
@@ -243,9 +245,7 @@ def evaluate_model(
         out = model(x.to(device))
         y = y.to(device)
         if model.task == "keypoints":
-            error = (out - y).norm(dim=-1).mean(dim=1)
-            interocular = (y[:, 36] - y[:, 45]).norm(dim=-1)
-            nme_sum += (error / interocular).sum().item()
+            nme_sum += normalised_mean_errors(out, y).sum().item()
         else:
             correct += (out.argmax(1) == y).sum().item()
         total += len(y)

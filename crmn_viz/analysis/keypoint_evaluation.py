@@ -14,25 +14,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from crmn_viz.analysis.keypoints import NoFaceFoundError, predict_keypoints
 from crmn_viz.images import load_image
 from crmn_viz.models.base import TracedModel
 
-__all__ = ["evaluate_keypoints_on_photos", "normalised_mean_error"]
+__all__ = ["evaluate_keypoints_on_photos", "normalised_mean_error", "normalised_mean_errors"]
 
 OUTER_EYE_CORNERS = (36, 45)
 
 
+def normalised_mean_errors(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """300-W NME per face: mean_i ||p_i - t_i|| / ||t_36 - t_45||.
+
+    Shape: predicted, truth [B, 68, 2] in the same units (pixels, or crop-normalised; the
+    ratio does not depend on the unit as long as x and y share it). Returns [B] fractions.
+    """
+    interocular = (truth[:, OUTER_EYE_CORNERS[0]] - truth[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1)
+    return (predicted - truth).norm(dim=-1).mean(dim=1) / interocular.clamp_min(1e-9)
+
+
 def normalised_mean_error(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """300-W NME of one face: mean ||p_i - t_i|| / ||t_36 - t_45||.
+    """300-W NME of one face (see :func:`normalised_mean_errors`), computed in float64.
 
     Shape: predicted, truth [68, 2] in the same pixels. Returns a fraction (0.05 = 5%).
     """
-    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    interocular = np.linalg.norm(truth[OUTER_EYE_CORNERS[0]] - truth[OUTER_EYE_CORNERS[1]])
-    return float(np.linalg.norm(predicted - truth, axis=-1).mean() / max(interocular, 1e-9))
+    as_batch = [torch.as_tensor(np.asarray(a, dtype=np.float64)).unsqueeze(0) for a in (predicted, truth)]
+    return float(normalised_mean_errors(*as_batch)[0])
 
 
 def evaluate_keypoints_on_photos(
