@@ -40,6 +40,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     dataset = args.dataset or model.card.get("dataset")
     measured = test_metrics(model, dataset, args.data_dir, max_batches=args.max_batches)
     card_metrics = model.card.get("metrics", {})
+    card_recipe = model.card.get("training", {}).get("recipe", {})
+    same_protocol = dataset == model.card.get("dataset") and args.max_batches == card_recipe.get(
+        "max_eval_batches", 0
+    )  # otherwise the numbers are not comparable with the card's
+    agreement = metrics_agreement(measured, card_metrics) if same_protocol else {}
     print(
         json.dumps(
             {
@@ -47,6 +52,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 "dataset": dataset,
                 "measured": measured,
                 "card": card_metrics,
+                "agrees_with_card": agreement,
             },
             indent=2,
         )
@@ -58,7 +64,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         card["evaluation"] = {"command": " ".join(shlex.quote(a) for a in sys.argv)}
         Path(card_path).write_text(json.dumps(card, indent=2) + "\n")
         print(f"updated {card_path}")
+        return 0
+    if agreement and not all(agreement.values()):
+        differing = sorted(k for k, ok in agreement.items() if not ok)
+        print(f"measured metrics differ from the card: {differing}", file=sys.stderr)
+        return 1
     return 0
+
+
+def metrics_agreement(measured: dict, card: dict, tolerance: float = 1e-4) -> dict[str, bool]:  # type: ignore[type-arg]
+    """Per metric present in both: does the measured value reproduce the card's?
+
+    Counts must be equal; rates (accuracy, NME) may differ by ``tolerance`` (float
+    summation order differs between machines and thread counts).
+    """
+    agreement = {}
+    for key in sorted(set(measured) & set(card)):
+        got, want = measured[key], card[key]
+        if isinstance(got, int) and isinstance(want, int):
+            agreement[key] = got == want
+        elif isinstance(got, (int, float)) and isinstance(want, (int, float)):
+            agreement[key] = abs(float(got) - float(want)) <= tolerance
+    return agreement
 
 
 def _metric_text(metrics: dict) -> str:  # type: ignore[type-arg]

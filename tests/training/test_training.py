@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from crmn_viz import load
+from crmn_viz.cli import main as cli_main
+from crmn_viz.cli import metrics_agreement
 from crmn_viz.training import InMemoryBatches, _loss, load_recipe, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +67,34 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
         for line in (tmp_path / "runs" / "tiny-mnist" / "metrics.jsonl").read_text().splitlines()
     ]
     assert epochs == [1, 2]  # epoch 1 was not repeated
+
+
+@needs_mnist
+def test_eval_reproduces_the_card_of_a_half_precision_checkpoint(tmp_path, capsys):
+    """The card's metrics are measured on the float16-rounded weights that are shipped, so
+    ``crmn-viz eval`` on the file reproduces them and exits 0."""
+    path = write_recipe(tmp_path, 1)
+    path.write_text(path.read_text().replace("half_storage = false", "half_storage = true"))
+    train(load_recipe(path), str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    checkpoint = str(tmp_path / "ck" / "tiny-mnist")
+    code = cli_main(
+        ["eval", checkpoint, "--data-dir", str(SHARED_DATA), "--max-batches", "2", "--device", "cpu"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["agrees_with_card"] == {"test_accuracy": True, "test_num_images": True}
+
+
+def test_metrics_agreement_flags_a_card_that_does_not_reproduce():
+    card = {"test_accuracy": 0.9, "test_num_images": 10000, "note": "x"}
+    assert metrics_agreement({"test_accuracy": 0.90004, "test_num_images": 10000}, card) == {
+        "test_accuracy": True,
+        "test_num_images": True,
+    }
+    assert metrics_agreement({"test_accuracy": 0.89, "test_num_images": 9999}, card) == {
+        "test_accuracy": False,
+        "test_num_images": False,
+    }
 
 
 def test_unknown_recipe_keys_are_named(tmp_path):
