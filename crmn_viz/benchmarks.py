@@ -515,6 +515,99 @@ def bench_app(quick: bool, device: torch.device, repeats: int) -> list[BenchResu
     return results
 
 
+def bench_compile_and_mixed_precision(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """9. CRMN inference: eager float32 vs ``torch.compile`` and vs autocast mixed precision.
+
+    Autocast uses bfloat16 on the CPU and float16 on CUDA. Compiled outputs must equal eager
+    ones to 1e-4; mixed-precision logits must stay within 5% of the largest eager logit (half
+    precision keeps ~3 significant digits, so exact equality is not the question). The compile
+    row reports the first call (compilation included) in units of one eager call.
+    """
+    config = {"depth": 8, "width": 4} if quick else {"depth": 20, "width": 16}
+    batch = 8 if quick else 64
+    model = create_model("crmn", **config).to(device).eval()
+    x = torch.randn(batch, *model.input_shape, device=device)
+    low_precision = torch.float16 if device.type == "cuda" else torch.bfloat16
+    case = f"crmn depth {config['depth']} width {config['width']} B={batch}"
+
+    def eager() -> torch.Tensor:
+        with torch.no_grad():
+            return model(x)
+
+    reference = eager()
+    results = []
+    torch._dynamo.reset()
+    compiled_model = torch.compile(model)
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        first = compiled_model(x)
+    _sync(device)
+    compile_s = time.perf_counter() - start
+
+    def compiled() -> torch.Tensor:
+        with torch.no_grad():
+            return compiled_model(x)
+
+    base, cand = time_pair(eager, compiled, repeats, device)
+    diff = (compiled() - reference).abs().max().item()
+    results.append(
+        BenchResult(
+            "9 compile / mixed precision",
+            case,
+            "eager float32 forward",
+            "torch.compile forward",
+            base,
+            cand,
+            base / cand,
+            "speed-up",
+            diff <= 1e-4,
+            diff,
+            "report (GPU: where it helps)",
+        )
+    )
+    first_diff = (first - reference).abs().max().item()
+    results.append(
+        BenchResult(
+            "9 compile / mixed precision",
+            case,
+            "eager float32 forward",
+            "first compiled call (compiles)",
+            base,
+            compile_s,
+            compile_s / base,
+            "cost in eager-forward units",
+            first_diff <= 1e-4,
+            first_diff,
+            "report",
+        )
+    )
+
+    def mixed() -> torch.Tensor:
+        with torch.no_grad(), torch.autocast(device.type, dtype=low_precision):
+            return model(x)
+
+    base, cand = time_pair(eager, mixed, repeats, device)
+    diff = (mixed().float() - reference).abs().max().item()
+    scale = reference.abs().max().item()
+    results.append(
+        BenchResult(
+            "9 compile / mixed precision",
+            case,
+            "eager float32 forward",
+            f"autocast {str(low_precision).removeprefix('torch.')} forward",
+            base,
+            cand,
+            base / cand,
+            "speed-up",
+            diff <= 0.05 * scale,
+            diff,
+            "report (GPU: where it helps)",
+        )
+    )
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
@@ -523,6 +616,7 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = 
     "statistics": bench_gate_statistics,
     "export": bench_export,
     "app": bench_app,
+    "accelerate": bench_compile_and_mixed_precision,
 }
 
 
