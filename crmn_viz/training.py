@@ -2,7 +2,9 @@
 
 A recipe names the architecture and its options, the dataset, and the optimisation:
 the papers' schedules (SGD with momentum 0.9, weight decay 1e-4 and step decays for
-CRMN/ResNet/RiR; Adam for ReNet) and one-cycle for CPU budgets. Training is
+CRMN/ResNet/RiR; Adam for ReNet; the 2017 paper's round-robin schedule, which decays the
+ResNet, LSTM and output layer in turn, see :func:`round_robin_factor`) and one-cycle for CPU
+budgets. Training is
 resumable (``<out>/last_state.pt`` after every epoch, loaded with
 ``torch.load(weights_only=True)``), logs one JSON line per epoch to
 ``<out>/metrics.jsonl``, and finally writes the checkpoint (safetensors + model card).
@@ -55,9 +57,10 @@ class TrainRecipe:
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9  # SGD momentum (CRMN papers: 0.9)
     weight_decay: float = 1e-4  # L2 penalty (CRMN papers: 1e-4)
-    schedule: str = "onecycle"  # "onecycle", "step" or "cosine"
-    milestones: list = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # step: fractions of training
+    schedule: str = "onecycle"  # "onecycle", "step", "cosine" or "round_robin" (CRMN 2017, CRMN only)
+    milestones: list = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # step / round_robin shifts
     gamma: float = 0.1  # step decay factor
+    round_robin_factors: list = dataclasses.field(default_factory=lambda: [0.1, 0.5, 0.2])  # per round
     label_smoothing: float = 0.0  # classification only
     keypoint_loss: str = "mse"  # keypoints only: "mse" (squared error) or "l1", on normalised (x, y)
     seed: int = 0  # for the model init, shuffling and augmentation
@@ -81,6 +84,12 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
     if unknown:
         raise ValueError(f"unknown recipe keys {unknown}; valid: {sorted(valid)}")
     recipe = TrainRecipe(**values)
+    if recipe.schedule not in ("onecycle", "step", "cosine", "round_robin"):
+        raise ValueError(f"schedule must be onecycle, step, cosine or round_robin, got {recipe.schedule!r}")
+    if recipe.schedule == "round_robin" and recipe.arch != "crmn":
+        raise ValueError(
+            "the round_robin schedule cycles over a CRMN's ResNet, LSTM and head: arch must be crmn"
+        )
     if recipe.keypoint_loss not in ("mse", "l1"):
         raise ValueError(f"keypoint_loss must be 'mse' or 'l1', got {recipe.keypoint_loss!r}")
     return recipe
@@ -182,17 +191,59 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+ROUND_ROBIN_COMPONENTS = ("resnet", "lstm", "head")
+
+
+def model_component(parameter_name: str) -> str:
+    """The CRMN component a parameter belongs to, for the round-robin schedule.
+
+    ``lstm.*`` is the LSTM, ``fc.*`` the output (softmax / sigmoid) layer, everything else the
+    ResNet (stem, blocks, BatchNorm).
+    """
+    if parameter_name.startswith("lstm."):
+        return "lstm"
+    if parameter_name.startswith("fc."):
+        return "head"
+    return "resnet"
+
+
 def _make_optimizer(recipe: TrainRecipe, model: nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    """Parameter groups: (component, decay / no decay); biases, norms and the LSTM's initial
+    state get no weight decay. Components matter only to the round-robin schedule."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 or name.endswith("initial_hidden") else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": recipe.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        decays = not (param.ndim <= 1 or name.endswith("initial_hidden"))
+        component = model_component(name) if recipe.schedule == "round_robin" else "all"
+        groups.setdefault((component, decays), []).append(param)
+    param_groups = [
+        {
+            "params": params,
+            "weight_decay": recipe.weight_decay if decays else 0.0,
+            "component": component,
+        }
+        for (component, decays), params in groups.items()
     ]
     if recipe.optimizer == "adam":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
-    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+        return torch.optim.AdamW(param_groups, lr=recipe.lr)
+    return torch.optim.SGD(param_groups, lr=recipe.lr, momentum=recipe.momentum)
+
+
+def round_robin_factor(component: str, step: int, shift_steps: list[int], factors: list[float]) -> float:
+    """Learning-rate multiplier of ``component`` after ``step`` steps (CRMN 2017, section 4).
+
+    The 2017 paper decays the learning rate of one component at a time, "starting with the
+    ResNet, then the LSTM, then the sigmoid layer", by "a factor of 0.1, 0.5 and 0.2
+    successively". Our reading (the paper gives no more detail): shift ``j`` (at
+    ``shift_steps[j]``) decays component ``j mod 3`` in the order of
+    :data:`ROUND_ROBIN_COMPONENTS`, and the factor is ``factors[(j // 3) mod len(factors)]``:
+    the first round of three shifts uses 0.1, the second 0.5, the third 0.2.
+    """
+    index = ROUND_ROBIN_COMPONENTS.index(component)
+    factor = 1.0
+    for shift, at_step in enumerate(shift_steps):
+        if step >= at_step and shift % len(ROUND_ROBIN_COMPONENTS) == index:
+            factor *= factors[(shift // len(ROUND_ROBIN_COMPONENTS)) % len(factors)]
+    return factor
 
 
 def _make_schedule(recipe: TrainRecipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):  # type: ignore[no-untyped-def]
@@ -204,6 +255,15 @@ def _make_schedule(recipe: TrainRecipe, optimizer: torch.optim.Optimizer, steps_
     if recipe.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     milestones = [int(m * total) for m in recipe.milestones]
+    if recipe.schedule == "round_robin":
+        factors = list(recipe.round_robin_factors)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            [
+                lambda step, c=group["component"]: round_robin_factor(c, step, milestones, factors)
+                for group in optimizer.param_groups
+            ],
+        )
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, recipe.gamma)
 
 

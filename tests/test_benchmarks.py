@@ -12,7 +12,16 @@ def test_quick_benchmarks_run_and_outputs_match():
     assert hardware
     groups = {r.group.split()[0] for r in results}
     assert groups == {"1", "2", "3"}
-    assert list(BENCHMARKS) == ["trace", "lstm", "renet", "attribution", "statistics", "export", "app", "accelerate"]
+    assert list(BENCHMARKS) == [
+        "trace",
+        "lstm",
+        "renet",
+        "attribution",
+        "statistics",
+        "export",
+        "app",
+        "accelerate",
+    ]
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
     assert all(r.baseline_s > 0 and r.candidate_s > 0 for r in results)
     table = markdown_table(hardware, results)

@@ -169,3 +169,44 @@ def test_torchrun_two_cpu_processes_with_gloo(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     card = json.loads((tmp_path / "ck" / "tiny-mnist.json").read_text())
     assert card["training"]["processes"] == 2
+
+
+def test_round_robin_schedule_decays_resnet_then_lstm_then_head(tmp_path):
+    """CRMN 2017 section 4: one component at a time, ResNet -> LSTM -> sigmoid layer, with
+    factors 0.1, 0.5, 0.2 for successive rounds (our documented reading)."""
+    from crmn_viz import create_model
+    from crmn_viz.training import _make_optimizer, _make_schedule
+
+    path = tmp_path / "rr.toml"
+    path.write_text(
+        'name = "rr"\narch = "crmn"\ndataset = "cifar10"\nschedule = "round_robin"\nepochs = 1\n'
+        "lr = 1.0\nmilestones = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]\n"
+        "model = { depth = 8, width = 4, hidden_size = 6 }\n"
+    )
+    recipe = load_recipe(path)
+    model = create_model("crmn", depth=8, width=4, hidden_size=6)
+    optimizer = _make_optimizer(recipe, model)
+    schedule = _make_schedule(recipe, optimizer, steps_per_epoch=99)  # 100 steps: shifts at 10, 20 ...
+    components = [group["component"] for group in optimizer.param_groups]
+    assert set(components) == {"resnet", "lstm", "head"}
+    lstm_params = {id(p) for p in model.lstm.parameters()}
+    for group in optimizer.param_groups:
+        assert all((id(p) in lstm_params) == (group["component"] == "lstm") for p in group["params"])
+    expected = {  # after this many steps: learning rate of (resnet, lstm, head)
+        5: (1.0, 1.0, 1.0),
+        10: (0.1, 1.0, 1.0),
+        20: (0.1, 0.1, 1.0),
+        30: (0.1, 0.1, 0.1),
+        40: (0.05, 0.1, 0.1),
+        60: (0.05, 0.05, 0.05),
+    }
+    for step in range(61):
+        if step in expected:
+            rates = {g["component"]: g["lr"] for g in optimizer.param_groups}
+            got = tuple(rates[c] for c in ("resnet", "lstm", "head"))
+            assert got == pytest.approx(expected[step]), step
+        optimizer.step()
+        schedule.step()
+    path.write_text(path.read_text().replace('arch = "crmn"', 'arch = "resnet"'))
+    with pytest.raises(ValueError, match="arch must be crmn"):
+        load_recipe(path)
