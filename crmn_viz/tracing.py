@@ -75,6 +75,11 @@ class DeferredTensor:
         self._value: torch.Tensor | None = None
         self._lock = threading.Lock()
 
+    @property
+    def built(self) -> bool:
+        """True once :meth:`get` has run."""
+        return self._value is not None
+
     def get(self) -> torch.Tensor:
         """The built tensor (detached, on the recorder's store device)."""
         with self._lock:
@@ -215,7 +220,7 @@ class Trace(Mapping[str, torch.Tensor]):
     def is_built(self, name: str) -> bool:
         """False while ``name`` is a deferred entry that nobody has read yet."""
         value = self._tensors[name]
-        return not isinstance(value, DeferredTensor) or value._value is not None
+        return not isinstance(value, DeferredTensor) or value.built
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
