@@ -504,6 +504,10 @@ def train(
     wall = wall_before + time.time() - started
     if recipe.half_storage:
         round_to_storage_precision(model)  # the card's numbers are those of the shipped weights
+    normalization = {"mean": list(info.mean), "std": list(info.std)}
+    # What load() attaches: photo-level evaluation (predict_keypoints) preprocesses with the
+    # card's normalisation; without it the photos would be fed un-normalised.
+    model.card = {"dataset": recipe.dataset, "normalization": normalization}  # type: ignore[attr-defined]
     metrics = test_metrics(model, recipe.dataset, data_dir, max_batches=recipe.max_eval_batches)
     if rank == 0:
         destination = Path(checkpoint_dir) if checkpoint_dir else Path("checkpoints")
@@ -513,7 +517,7 @@ def train(
             half=recipe.half_storage,
             dataset=recipe.dataset,
             class_names=list(info.class_names) if info.class_names else None,
-            normalization={"mean": list(info.mean), "std": list(info.std)},
+            normalization=normalization,
             metrics=metrics,
             training={
                 "command": command_line(),

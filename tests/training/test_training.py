@@ -85,6 +85,26 @@ def test_eval_reproduces_the_card_of_a_half_precision_checkpoint(tmp_path, capsy
     assert report["agrees_with_card"] == {"test_accuracy": True, "test_num_images": True}
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "faces68").exists(), reason="faces68 copy not found")
+def test_keypoint_card_photo_metrics_are_reproduced_from_the_shipped_file(tmp_path):
+    """The card's photo-level NME (through predict_keypoints) must be what a user gets from the
+    saved checkpoint: same weights and the same input normalisation as at training time."""
+    from crmn_viz.analysis.keypoint_evaluation import evaluate_keypoints_on_photos
+
+    path = tmp_path / "faces.toml"
+    path.write_text(
+        'name = "tiny-faces"\narch = "crmn"\ndataset = "faces68"\nepochs = 1\nbatch_size = 8\n'
+        "max_train_batches = 1\nmax_eval_batches = 1\noptimizer = \"adam\"\nlr = 0.01\n"
+        'model = { depth = 8, width = 4, hidden_size = 6, pool = 4, task = "keypoints" }\n'
+    )
+    metrics = train(load_recipe(path), str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    model = load(tmp_path / "ck" / "tiny-faces", device="cpu")
+    photos = metrics["test_num_photos"]
+    again = evaluate_keypoints_on_photos(model, SHARED_DATA, "test", max_photos=photos, progress=False)
+    assert again["nme"] == pytest.approx(metrics["test_nme_box_given"], rel=1e-9)
+    assert model.card["metrics"]["test_nme_box_given"] == metrics["test_nme_box_given"]
+
+
 def test_metrics_agreement_flags_a_card_that_does_not_reproduce():
     card = {"test_accuracy": 0.9, "test_num_images": 10000, "note": "x"}
     assert metrics_agreement({"test_accuracy": 0.90004, "test_num_images": 10000}, card) == {
