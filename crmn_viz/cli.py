@@ -30,11 +30,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import shlex
     from pathlib import Path
 
     from crmn_viz.checkpoints import load, resolve_checkpoint
-    from crmn_viz.training import test_metrics
+    from crmn_viz.training import command_line, test_metrics
 
     model = load(args.checkpoint, device=args.device)
     dataset = args.dataset or model.card.get("dataset")
@@ -61,7 +60,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         _, card_path = resolve_checkpoint(args.checkpoint)
         card = json.loads(Path(card_path).read_text())
         card["metrics"] = {**card.get("metrics", {}), **measured}
-        card["evaluation"] = {"command": " ".join(shlex.quote(a) for a in sys.argv)}
+        card["evaluation"] = {"command": command_line()}
         Path(card_path).write_text(json.dumps(card, indent=2) + "\n")
         print(f"updated {card_path}")
         return 0

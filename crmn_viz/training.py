@@ -275,6 +275,12 @@ def _loss(recipe: TrainRecipe, output: torch.Tensor, target: torch.Tensor) -> to
     return F.cross_entropy(output, target, label_smoothing=recipe.label_smoothing)
 
 
+def command_line() -> str:
+    """This process's command as a user would type it (``crmn-viz ...``, not the full path)."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return " ".join(shlex.quote(a) for a in [program, *sys.argv[1:]])
+
+
 @torch.no_grad()
 def round_to_storage_precision(model: nn.Module) -> None:
     """Round every floating-point parameter and buffer through float16, in place.
@@ -514,7 +520,7 @@ def train(
             normalization=normalization,
             metrics=metrics,
             training={
-                "command": " ".join(shlex.quote(a) for a in sys.argv),
+                "command": command_line(),
                 "recipe": dataclasses.asdict(recipe),
                 "epochs": recipe.epochs,
                 "wall_time_s": round(wall, 1),
