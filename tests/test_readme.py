@@ -19,3 +19,13 @@ def test_ci_runs_the_readme_test_command():
     ci = (README.parent / ".ci" / "run").read_text()
     command = re.search(r"## Run the tests\n\n```bash\n(.*?)\n```", README.read_text(), flags=re.S)
     assert command and command.group(1).strip() in ci
+
+
+def test_readme_zoo_table_is_what_the_cards_say(capsys):
+    """Every number in the README's zoo table comes from the cards (``crmn-viz list --markdown``)."""
+    from crmn_viz.cli import main
+
+    assert main(["list", "--markdown", "--dir", str(README.parent / "checkpoints")]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") >= 2
+    assert table in README.read_text(), "README zoo table is stale: paste `crmn-viz list --markdown`"
