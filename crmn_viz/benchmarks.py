@@ -138,7 +138,39 @@ def bench_trace_overhead(quick: bool, device: torch.device, repeats: int) -> lis
                     "<= 1.10x on CRMN",
                 )
             )
+        if arch == "crmn":
+            results.append(_bench_reading_every_entry(model, x, repeats, device, batch))
     return results
+
+
+def _bench_reading_every_entry(
+    model: torch.nn.Module, x: torch.Tensor, repeats: int, device: torch.device, batch: int
+) -> BenchResult:
+    """What the lazy entries cost when they are read: trace only vs trace + read every name."""
+
+    def trace_only():
+        with torch.no_grad():
+            return model.run_with_trace(x)[1]
+
+    def trace_and_read_all():
+        with torch.no_grad():
+            trace = model.run_with_trace(x)[1]
+            return [trace[name] for name in trace]
+
+    base, cand = time_pair(trace_only, trace_and_read_all, repeats, device)
+    return BenchResult(
+        "1 trace overhead",
+        f"crmn B={batch}",
+        "run_with_trace",
+        "run_with_trace + read every entry",
+        base,
+        cand,
+        cand / base,
+        "read-all / trace-only, lower is better",
+        True,
+        0.0,
+        "report (cost of the deferred entries)",
+    )
 
 
 def bench_crmn_lstm_interface(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
