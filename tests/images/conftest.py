@@ -71,6 +71,37 @@ def encode(image: Image.Image, image_format: str, **save_options: object) -> byt
     return buffer.getvalue()
 
 
+# Pillow modes and the formats that can store each (the union the image tests need).
+FORMATS_BY_MODE = {
+    "1": ["PNG", "BMP", "TIFF", "GIF", "PPM"],
+    "L": ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP", "PPM"],
+    "P": ["PNG", "BMP", "TIFF", "GIF"],
+    "RGB": ["PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP", "PPM"],
+    "RGBA": ["PNG", "TIFF", "WEBP"],
+    "LA": ["PNG", "TIFF"],
+    "CMYK": ["JPEG", "TIFF"],
+    "I;16": ["PNG", "TIFF"],
+    "I": ["TIFF"],
+    "F": ["TIFF"],
+}
+IMAGE_MODES = list(FORMATS_BY_MODE)
+
+
+def random_image(mode: str, width: int, height: int, seed: int) -> Image.Image:
+    """A ``width x height`` picture of random pixels in Pillow ``mode`` (any of IMAGE_MODES)."""
+    rng = np.random.default_rng(seed)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    if mode == "I":
+        return Image.fromarray(rng.integers(0, 65536, (height, width)).astype(np.int32))
+    if mode == "F":
+        return Image.fromarray(rng.random((height, width), dtype=np.float32))
+    base = Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8))
+    if mode == "P":
+        return base.convert("RGB").quantize(16)
+    return base.convert(mode)
+
+
 @pytest.fixture
 def encode_image() -> Callable[..., bytes]:
     """Return :func:`encode` (image, format, **save options) -> bytes."""
