@@ -67,6 +67,18 @@ TraceLike = Mapping[str, Any]
 # --------------------------------------------------------------------------- reading traces
 
 
+def _four_sweeps_grid(horizontal_spacing: float) -> go.Figure:
+    """A 2x2 subplot grid, one panel per sweep direction in :data:`SWEEP_DIRECTIONS` order
+    (panel ``k`` at row ``k // 2 + 1``, column ``k % 2 + 1``), titled with :data:`SWEEP_LABELS`."""
+    return make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
+        horizontal_spacing=horizontal_spacing,
+        vertical_spacing=0.14,
+    )
+
+
 def renet_grid_sizes(trace: TraceLike) -> list[tuple[int, int]]:
     """Patch-grid size (rows, cols) of every ReNet layer recorded in ``trace``.
 
@@ -223,13 +235,7 @@ def plot_sweep_maps(
     depth, rows, cols = maps["vertical_fwd"].shape
     if mode == "pca":
         rgb, explained = sweep_pca_rgb(maps)
-        fig = make_subplots(
-            rows=2,
-            cols=2,
-            subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
-            horizontal_spacing=0.08,
-            vertical_spacing=0.14,
-        )
+        fig = _four_sweeps_grid(horizontal_spacing=0.08)
         for index, direction in enumerate(SWEEP_DIRECTIONS):
             fig.add_trace(
                 go.Image(
@@ -566,13 +572,7 @@ def plot_context_reach(
         "y0": row * span_h - 0.5,
         "y1": min((row + 1) * span_h, base_h) - 0.5,
     }
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
-        horizontal_spacing=0.1,
-        vertical_spacing=0.14,
-    )
+    fig = _four_sweeps_grid(horizontal_spacing=0.1)
     for index, direction in enumerate(SWEEP_DIRECTIONS):
         where = {"row": index // 2 + 1, "col": index % 2 + 1}
         mask = masks[direction]
