@@ -640,6 +640,80 @@ def bench_compile_and_mixed_precision(quick: bool, device: torch.device, repeats
     return results
 
 
+def bench_training_step(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """10. One training step (forward, backward, SGD update) of the zoo's CIFAR-10 models:
+    float32 as written vs the recipes' ``amp`` + ``channels_last`` (bfloat16 autocast).
+
+    Both paths start from the same weights; "outputs match" asks whether the first step's
+    losses agree to 2% (bfloat16 keeps ~3 significant digits). Batch 128 as in the recipes.
+    """
+    import copy
+
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("crmn", "crmn depth 20 width 16", {"depth": 20, "width": 16}),
+        ("resnet", "resnet depth 20 width 16", {"depth": 20, "width": 16}),
+        (
+            "renet",
+            "renet GRU [32, 64] fc 256",
+            {"patch_sizes": [2, 2], "hidden_sizes": [32, 64], "fc_sizes": [256], "input_dropout": 0.0},
+        ),
+    ]
+    if quick:
+        cases = [
+            ("crmn", "crmn depth 8 width 4", {"depth": 8, "width": 4}),
+            (
+                "renet",
+                "renet GRU [4, 4] fc 8",
+                {"patch_sizes": [2, 2], "hidden_sizes": [4, 4], "fc_sizes": [8]},
+            ),
+        ]
+    batch = 16 if quick else 128
+    results = []
+    for arch, case, options in cases:
+        torch.manual_seed(0)
+        model = create_model(arch, num_outputs=10, in_channels=3, input_size=[32, 32], **options)
+        model = model.to(device).train()
+        x = torch.randn(batch, 3, 32, 32, device=device)
+        y = torch.randint(0, 10, (batch,), device=device)
+        paths = {}
+        for mixed in (False, True):
+            net = copy.deepcopy(model)
+            inputs = x
+            if mixed and arch != "renet":  # channels_last concerns convolutions
+                net = net.to(memory_format=torch.channels_last)
+                inputs = x.contiguous(memory_format=torch.channels_last)
+            optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+
+            def step(net=net, inputs=inputs, optimizer=optimizer, mixed=mixed) -> float:  # type: ignore[no-untyped-def]
+                torch.manual_seed(1)  # the same dropout masks on both paths
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed):
+                    loss = torch.nn.functional.cross_entropy(net(inputs).float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                return loss.item()
+
+            paths[mixed] = (step, step())  # the first step's loss, from the shared weights
+        base, cand = time_pair(paths[False][0], paths[True][0], repeats, device)
+        diff = abs(paths[True][1] - paths[False][1])
+        results.append(
+            BenchResult(
+                "10 training step",
+                f"{case} B={batch}",
+                "float32 step",
+                "bfloat16 autocast" + ("" if arch == "renet" else " + channels_last") + " step",
+                base,
+                cand,
+                base / cand,
+                "speed-up",
+                diff <= 0.02 * abs(paths[False][1]),
+                diff,
+                "report (recipes' amp)",
+            )
+        )
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
@@ -649,6 +723,7 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = 
     "export": bench_export,
     "app": bench_app,
     "accelerate": bench_compile_and_mixed_precision,
+    "train-step": bench_training_step,
 }
 
 

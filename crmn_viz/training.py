@@ -65,7 +65,8 @@ class TrainRecipe:
     keypoint_loss: str = "mse"  # keypoints only: "mse" (squared error) or "l1", on normalised (x, y)
     seed: int = 0  # for the model init, shuffling and augmentation
     num_workers: int = 0  # DataLoader workers for datasets that are not held in memory
-    amp: bool = False  # bfloat16/float16 autocast on CUDA
+    amp: bool = False  # bfloat16 autocast for the training step (CUDA, or CPUs with AVX512-BF16/AMX)
+    channels_last: bool = False  # NHWC memory format for the training step (faster convolutions)
     compile: bool = False  # torch.compile the model on CUDA
     half_storage: bool = True  # store the shipped weights as float16
     max_train_batches: int = 0  # >0: stop each epoch early (smoke tests)
@@ -392,6 +393,8 @@ def train(
         **recipe.model,
     }
     model = create_model(recipe.arch, **model_options).to(target)
+    if recipe.channels_last:  # before the optimizer, so its state shares the parameters' layout
+        model = model.to(memory_format=torch.channels_last)
     run_dir = Path(out_dir) / recipe.name
     run_dir.mkdir(parents=True, exist_ok=True)
     data = in_memory_data(recipe.dataset, "train", data_dir)
@@ -450,9 +453,11 @@ def train(
             if step >= steps_per_epoch:
                 break
             x, y = x.to(target, non_blocking=True), y.to(target, non_blocking=True)
-            with torch.autocast(
-                target.type, dtype=torch.bfloat16, enabled=recipe.amp and target.type == "cuda"
-            ):
+            if recipe.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            # Mixed precision covers the training step only; validation, the card's test
+            # metrics and the shipped weights are float32 (stored as float16).
+            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=recipe.amp):
                 out = net(x)
                 loss = _loss(recipe, out.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -527,6 +532,7 @@ def train(
                 "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
                 + (f", {torch.cuda.get_device_name()}" if target.type == "cuda" else ", no GPU"),
                 "processes": world,
+                "threads_per_process": torch.get_num_threads(),
                 "torch": torch.__version__,
             },
             license_note="Trained on research datasets; weights are for research and demos.",

@@ -94,7 +94,7 @@ def test_keypoint_card_photo_metrics_are_reproduced_from_the_shipped_file(tmp_pa
     path = tmp_path / "faces.toml"
     path.write_text(
         'name = "tiny-faces"\narch = "crmn"\ndataset = "faces68"\nepochs = 1\nbatch_size = 8\n'
-        "max_train_batches = 1\nmax_eval_batches = 1\noptimizer = \"adam\"\nlr = 0.01\n"
+        'max_train_batches = 1\nmax_eval_batches = 1\noptimizer = "adam"\nlr = 0.01\n'
         'model = { depth = 8, width = 4, hidden_size = 6, pool = 4, task = "keypoints" }\n'
     )
     metrics = train(load_recipe(path), str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
@@ -103,6 +103,38 @@ def test_keypoint_card_photo_metrics_are_reproduced_from_the_shipped_file(tmp_pa
     again = evaluate_keypoints_on_photos(model, SHARED_DATA, "test", max_photos=photos, progress=False)
     assert again["nme"] == pytest.approx(metrics["test_nme_box_given"], rel=1e-9)
     assert model.card["metrics"]["test_nme_box_given"] == metrics["test_nme_box_given"]
+
+
+@needs_mnist
+def test_bfloat16_channels_last_training_steps_round_and_still_ship_float32(tmp_path, capsys):
+    """``amp`` runs the training step in bfloat16 autocast (on CPU too) and ``channels_last``
+    changes only the memory layout: the first epoch's loss moves by a bfloat16 rounding (not
+    zero, well under 5%), and the shipped checkpoint is an ordinary float32 model whose card
+    ``crmn-viz eval`` reproduces."""
+    losses = {}
+    for options in ("", "amp = true\nchannels_last = true\n"):
+        path = write_recipe(tmp_path, 1)
+        path.write_text(path.read_text() + options)
+        runs = tmp_path / ("mixed" if options else "plain")
+        train(load_recipe(path), str(SHARED_DATA), runs, runs / "ck", progress=False)
+        losses[bool(options)] = json.loads((runs / "tiny-mnist" / "metrics.jsonl").read_text())["train_loss"]
+    assert 0 < abs(losses[True] - losses[False]) < 0.05 * losses[False]
+    model = load(tmp_path / "mixed" / "ck" / "tiny-mnist", device="cpu")
+    assert all(p.dtype == torch.float32 and p.is_contiguous() for p in model.parameters())
+    assert model.card["training"]["recipe"]["amp"] is True
+    code = cli_main(
+        [
+            "eval",
+            str(tmp_path / "mixed" / "ck" / "tiny-mnist"),
+            "--data-dir",
+            str(SHARED_DATA),
+            "--max-batches",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0 and all(json.loads(capsys.readouterr().out)["agrees_with_card"].values())
 
 
 def test_metrics_agreement_flags_a_card_that_does_not_reproduce():
