@@ -55,6 +55,26 @@ def test_each_card_records_how_it_was_made(name):
 
 
 @pytest.mark.parametrize("name", ZOO)
+def test_card_recipe_is_the_recipe_in_configs(name):
+    """``crmn-viz train configs/<name>.toml`` must re-make the shipped model: the recipe the card
+    records (after command-line overrides) equals the file's. Keys a card lacks predate that
+    option, and the option's default is what ran."""
+    import dataclasses
+
+    from crmn_viz.training import TrainRecipe, load_recipe
+
+    recorded = load(REPO / "checkpoints" / name, device="cpu").card["training"]["recipe"]
+    defaults = dataclasses.asdict(TrainRecipe(name=name, arch="", dataset=""))
+    config = dataclasses.asdict(load_recipe(REPO / "configs" / f"{name}.toml"))
+    differences = {
+        key: (recorded.get(key, defaults[key]), value)
+        for key, value in config.items()
+        if recorded.get(key, defaults[key]) != value
+    }
+    assert not differences, f"{name}: card vs configs/{name}.toml differ in (card, file) {differences}"
+
+
+@pytest.mark.parametrize("name", ZOO)
 def test_shipped_model_is_trained_on_a_sample_of_its_test_set(name):
     model = load(REPO / "checkpoints" / name, device="cpu")
     dataset = model.card["dataset"]
