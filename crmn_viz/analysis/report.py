@@ -107,7 +107,7 @@ def figures_for_image(model: TracedModel, image: Image.Image, ig_steps: int = 32
             np.asarray(image_for_model.convert("RGB").resize((batch.shape[-1], batch.shape[-2]))), patch_sizes
         )
         for layer in range(len(model.layers)):
-            figures[f"renet_layer{layer}_sweeps"] = plot_sweep_maps(trace, layer=layer)
+            figures[f"renet_layer{layer}_sweeps"] = plot_sweep_maps(trace, layer=layer, columns=2)
     if model.arch == "rir":
         figures["rir_stream_norms"] = plot_stream_norms(trace, image_index=0)
         figures["rir_stream_maps_last_block"] = plot_stream_maps(trace, block=len(model.blocks) - 1)
@@ -140,6 +140,7 @@ def write_report(
                     name=f"{stem}__{figure_name}",
                     figure=figure,
                     data=figure_data(figure),
+                    # built at the width it is exported at (two columns), so panels fill the page
                     columns=2 if figure_name.startswith(("renet_layer", "lstm_memory")) else 1,
                     metadata={
                         "image": name,
