@@ -139,9 +139,7 @@ def write_report(
                 FigureExport(
                     name=f"{stem}__{figure_name}",
                     figure=figure,
-                    data=figure_data(figure),
-                    # built at the width it is exported at (two columns), so panels fill the page
-                    columns=2 if figure_name.startswith(("renet_layer", "lstm_memory")) else 1,
+                    data=figure_data(figure),  # exported at the width each figure was laid out for
                     metadata={
                         "image": name,
                         "figure": figure_name,

@@ -70,6 +70,8 @@ def test_analyze_cli_writes_figures_and_data_for_a_real_cifar_image(tmp_path):
         assert Image.open(out / f"cat__{figure}.png").size[0] == 350  # one column at 100 dpi
         assert list(out.glob(f"cat__{figure}.data.*")), "the numbers must be written beside the figure"
     assert (out / "cat__lstm_memory_animation.html").exists()
+    # a figure laid out for two columns is exported at two columns, not squeezed or padded
+    assert Image.open(out / "cat__lstm_memory_animation.png").size[0] == 716
 
 
 @needs_data
