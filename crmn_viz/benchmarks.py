@@ -641,13 +641,17 @@ def bench_compile_and_mixed_precision(quick: bool, device: torch.device, repeats
 
 
 def bench_training_step(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
-    """10. One training step (forward, backward, SGD update) of the zoo's CIFAR-10 models:
-    float32 as written vs the recipes' ``amp`` + ``channels_last`` (bfloat16 autocast).
+    """10. One ``crmn_viz.training.training_step`` (forward, backward, SGD update) of the zoo's
+    CIFAR-10 models: float32 vs the recipes' ``amp`` + ``channels_last`` (bfloat16 autocast).
 
     Both paths start from the same weights; "outputs match" asks whether the first step's
     losses agree to 2% (bfloat16 keeps ~3 significant digits). Batch 128 as in the recipes.
     """
     import copy
+
+    import torch.nn.functional as F
+
+    from crmn_viz.training import training_step
 
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("crmn", "crmn depth 20 width 16", {"depth": 20, "width": 16}),
@@ -678,19 +682,16 @@ def bench_training_step(quick: bool, device: torch.device, repeats: int) -> list
         paths = {}
         for mixed in (False, True):
             net = copy.deepcopy(model)
-            inputs = x
-            if mixed and arch != "renet":  # channels_last concerns convolutions
+            channels_last = mixed and arch != "renet"  # channels_last concerns convolutions
+            if channels_last:
                 net = net.to(memory_format=torch.channels_last)
-                inputs = x.contiguous(memory_format=torch.channels_last)
             optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
 
-            def step(net=net, inputs=inputs, optimizer=optimizer, mixed=mixed) -> float:  # type: ignore[no-untyped-def]
+            def step(net=net, optimizer=optimizer, mixed=mixed, channels_last=channels_last) -> float:  # type: ignore[no-untyped-def]
                 torch.manual_seed(1)  # the same dropout masks on both paths
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed):
-                    loss = torch.nn.functional.cross_entropy(net(inputs).float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                _, loss = training_step(
+                    net, optimizer, x, y, F.cross_entropy, amp=mixed, channels_last=channels_last
+                )
                 return loss.item()
 
             paths[mixed] = (step, step())  # the first step's loss, from the shared weights

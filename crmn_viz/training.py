@@ -18,6 +18,7 @@ same command trains with DistributedDataParallel (gloo on CPU, nccl on GPU).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from crmn_viz.checkpoints import save
 from crmn_viz.models import create_model
 from crmn_viz.models.base import TracedModel
 
-__all__ = ["TrainRecipe", "evaluate_model", "load_recipe", "train"]
+__all__ = ["TrainRecipe", "evaluate_model", "load_recipe", "train", "training_step"]
 
 
 @dataclasses.dataclass
@@ -276,6 +278,38 @@ def _loss(recipe: TrainRecipe, output: torch.Tensor, target: torch.Tensor) -> to
     return F.cross_entropy(output, target, label_smoothing=recipe.label_smoothing)
 
 
+def training_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    amp: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step: forward, ``loss_fn(output.float(), y)``, backward, update.
+
+    Args:
+        x: input batch [B, C, H, W]; y: its targets.
+        amp: run the forward pass and loss in bfloat16 autocast on ``x``'s device. Mixed
+            precision covers the training step only; validation, card metrics and the
+            shipped weights stay float32 (stored as float16).
+        channels_last: feed ``x`` in NHWC layout (the model should have been converted too).
+
+    Returns:
+        ``(output, loss)``, the loss still attached to its (already used) graph.
+    """
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = net(x)
+        loss = loss_fn(out.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return out, loss
+
+
 def command_line() -> str:
     """This process's command as a user would type it (``crmn-viz ...``, not the full path)."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
@@ -453,16 +487,15 @@ def train(
             if step >= steps_per_epoch:
                 break
             x, y = x.to(target, non_blocking=True), y.to(target, non_blocking=True)
-            if recipe.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            # Mixed precision covers the training step only; validation, the card's test
-            # metrics and the shipped weights are float32 (stored as float16).
-            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=recipe.amp):
-                out = net(x)
-                loss = _loss(recipe, out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            out, loss = training_step(
+                net,
+                optimizer,
+                x,
+                y,
+                functools.partial(_loss, recipe),
+                amp=recipe.amp,
+                channels_last=recipe.channels_last,
+            )
             schedule.step()
             loss_sum += loss.item() * len(y)
             seen += len(y)
