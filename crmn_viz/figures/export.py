@@ -367,7 +367,8 @@ def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], 
     written: list[Path] = []
     planned: list[tuple[FigureExport, go.Figure, list[Path], float, float]] = []
     for item in items:
-        figure = go.Figure(item.figure)
+        with _FIGURE_COPY_LOCK:  # plotly's copy of a shared figure is not thread safe
+            figure = go.Figure(item.figure)
         width_in, height_in = _figure_size_in(figure, item.columns, item.width_in, item.height_in)
         figure.update_layout(
             width=width_in * CSS_PIXELS_PER_INCH, height=height_in * CSS_PIXELS_PER_INCH, autosize=False
@@ -486,6 +487,9 @@ def _render_in_one_browser_session(jobs: list[_RenderJob]) -> None:
 
 
 _BROWSER_SESSION_LOCK = threading.Lock()
+# Copying one figure object from several threads at once (two app sessions exporting the same
+# cached figure) can mix up trace types inside plotly; the copies are cheap, so serialise them.
+_FIGURE_COPY_LOCK = threading.Lock()
 """Serialises browser sessions: exports from several threads (Streamlit sessions sharing one
 process) queue instead of starting competing Chrome instances."""
 
