@@ -10,11 +10,17 @@ __all__ = ["main"]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from crmn_viz.training import load_recipe, train
+    from crmn_viz.training import load_recipe, override_epochs, train
 
     recipe = load_recipe(args.config)
     if args.epochs:
-        recipe.epochs = args.epochs
+        dropped = override_epochs(recipe, args.epochs)
+        if dropped:
+            at = ", ".join(str(restart["at_epoch"]) for restart in dropped)
+            print(
+                f"--epochs {args.epochs}: the warm restart(s) at epoch {at} fall past the end, dropped",
+                file=sys.stderr,
+            )
     metrics = train(
         recipe,
         data_dir=args.data_dir,

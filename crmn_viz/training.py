@@ -4,7 +4,8 @@ A recipe names the architecture and its options, the dataset, and the optimisati
 the papers' schedules (SGD with momentum 0.9, weight decay 1e-4 and step decays for
 CRMN/ResNet/RiR; Adam for ReNet; the 2017 paper's round-robin schedule, which decays the
 ResNet, LSTM and output layer in turn, see :func:`round_robin_factor`) and one-cycle for CPU
-budgets. Training is
+budgets, optionally with warm restarts (:class:`OneCycleWithRestarts`), so that a finished
+run can be extended by resuming it under a recipe with one more cycle. Training is
 resumable (``<out>/last_state.pt`` after every epoch, loaded with
 ``torch.load(weights_only=True)``), logs one JSON line per epoch to
 ``<out>/metrics.jsonl``, and finally writes the checkpoint (safetensors + model card).
@@ -42,7 +43,15 @@ from crmn_viz.checkpoints import save
 from crmn_viz.models import create_model
 from crmn_viz.models.base import TracedModel
 
-__all__ = ["TrainRecipe", "evaluate_model", "load_recipe", "train", "training_step"]
+__all__ = [
+    "OneCycleWithRestarts",
+    "TrainRecipe",
+    "evaluate_model",
+    "load_recipe",
+    "override_epochs",
+    "train",
+    "training_step",
+]
 
 
 @dataclasses.dataclass
@@ -57,9 +66,12 @@ class TrainRecipe:
     batch_size: int = 128  # per process
     optimizer: str = "sgd"  # "sgd" (momentum, nesterov off) or "adam"
     lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9  # SGD momentum (CRMN papers: 0.9)
+    momentum: float = 0.9  # SGD momentum (CRMN papers: 0.9); "onecycle" cycles 0.95 -> 0.85 -> 0.95 instead
     weight_decay: float = 1e-4  # L2 penalty (CRMN papers: 1e-4)
     schedule: str = "onecycle"  # "onecycle", "step", "cosine" or "round_robin" (CRMN 2017, CRMN only)
+    # onecycle only: warm restarts, e.g. [{ at_epoch = 40, lr = 0.05 }] starts a new one-cycle
+    # peaking at 0.05 after epoch 40, running to the next restart or to ``epochs``
+    restarts: list = dataclasses.field(default_factory=list)
     milestones: list = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # step / round_robin shifts
     gamma: float = 0.1  # step decay factor
     round_robin_factors: list = dataclasses.field(default_factory=lambda: [0.1, 0.5, 0.2])  # per round
@@ -95,7 +107,43 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
         )
     if recipe.keypoint_loss not in ("mse", "l1"):
         raise ValueError(f"keypoint_loss must be 'mse' or 'l1', got {recipe.keypoint_loss!r}")
+    cycle_starts(recipe)  # validates ``restarts``
     return recipe
+
+
+def override_epochs(recipe: TrainRecipe, epochs: int) -> list[dict]:
+    """Set ``recipe.epochs`` (``crmn-viz train --epochs``), dropping warm restarts at or past
+    the new end, which would otherwise make the recipe invalid; returns the dropped ones."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    dropped = [restart for restart in recipe.restarts if restart["at_epoch"] >= epochs]
+    recipe.restarts = [restart for restart in recipe.restarts if restart["at_epoch"] < epochs]
+    recipe.epochs = epochs
+    return dropped
+
+
+def cycle_starts(recipe: TrainRecipe) -> list[tuple[int, float]]:
+    """``(first epoch, peak learning rate)`` of each one-cycle: ``(0, lr)``, then the restarts.
+
+    Raises:
+        ValueError: restarts on a schedule other than onecycle, a restart without ``at_epoch``
+            and a positive ``lr``, or restart epochs not increasing inside ``(0, epochs)``.
+    """
+    cycles = [(0, float(recipe.lr))]
+    if recipe.restarts and recipe.schedule != "onecycle":
+        raise ValueError(f"restarts need schedule = 'onecycle', got {recipe.schedule!r}")
+    for restart in recipe.restarts:
+        if not isinstance(restart, dict) or set(restart) != {"at_epoch", "lr"}:
+            raise ValueError(f"each restart is {{ at_epoch = N, lr = X }}, got {restart!r}")
+        at_epoch, lr = restart["at_epoch"], restart["lr"]
+        if not isinstance(at_epoch, int) or not cycles[-1][0] < at_epoch < recipe.epochs:
+            raise ValueError(
+                f"restart epochs must increase inside (0, epochs={recipe.epochs}), got {at_epoch!r}"
+            )
+        if not isinstance(lr, int | float) or lr <= 0:
+            raise ValueError(f"a restart's lr must be positive, got {lr!r}")
+        cycles.append((at_epoch, float(lr)))
+    return cycles
 
 
 # ----------------------------------------------------------------------------- data
@@ -249,12 +297,78 @@ def round_robin_factor(component: str, step: int, shift_steps: list[int], factor
     return factor
 
 
+class OneCycleWithRestarts:
+    """One-cycle learning rate (Smith & Topin 2018) with warm restarts (Loshchilov & Hutter 2017).
+
+    Cycle ``k`` spans ``epochs[k] * steps_per_epoch`` optimiser steps and is a
+    ``torch.optim.lr_scheduler.OneCycleLR`` (linear, 25% warm-up from ``peak / 25``, annealed
+    to ``peak / 25e4``; momentum cycled 0.95 -> 0.85 -> 0.95) over that many steps + 1, so a
+    single cycle is exactly the plain ``OneCycleLR`` used before restarts existed. At a
+    restart the next cycle's ``OneCycleLR`` is built, which sets its initial learning rate.
+
+    The state is the global step count; ``load_state_dict`` also takes the state of a plain
+    ``OneCycleLR`` (runs saved before restarts existed), whose ``last_epoch`` is that count.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        cycles: list[tuple[int, float]],
+        epochs: int,
+        steps_per_epoch: int,
+    ) -> None:
+        self.optimizer = optimizer
+        ends = [start for start, _ in cycles[1:]] + [epochs]
+        self.cycle_steps = [(start * steps_per_epoch, peak) for start, peak in cycles]
+        self.cycle_lengths = [
+            (end - start) * steps_per_epoch for (start, _), end in zip(cycles, ends, strict=True)
+        ]
+        self.step_count = 0
+        self._build(0)
+
+    def _cycle_of(self, step: int) -> int:
+        return max(k for k, (start, _) in enumerate(self.cycle_steps) if start <= step)
+
+    def _build(self, cycle: int) -> None:
+        self.cycle = cycle
+        self.inner = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer,
+            max_lr=self.cycle_steps[cycle][1],
+            total_steps=self.cycle_lengths[cycle] + 1,  # +1: OneCycleLR must not step past its end
+            pct_start=0.25,
+            anneal_strategy="linear",
+        )
+
+    def step(self) -> None:
+        """Advance one optimiser step (restarting when a new cycle begins)."""
+        self.step_count += 1
+        cycle = self._cycle_of(self.step_count)
+        if cycle != self.cycle:
+            self._build(cycle)
+        else:
+            self.inner.step()
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group for the next step."""
+        return self.inner.get_last_lr()
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a global step count (ours, or a plain ``OneCycleLR``'s ``last_epoch``)."""
+        target = int(state["step"] if "step" in state else state["last_epoch"])
+        self.step_count = self.cycle_steps[self._cycle_of(target)][0]
+        self._build(self._cycle_of(target))
+        for _ in range(target - self.step_count):
+            self.inner.step()
+        self.step_count = target
+
+
 def _make_schedule(recipe: TrainRecipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):  # type: ignore[no-untyped-def]
     total = recipe.epochs * steps_per_epoch + 1  # +1: OneCycleLR must not step past its end
     if recipe.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=total, pct_start=0.25, anneal_strategy="linear"
-        )
+        return OneCycleWithRestarts(optimizer, cycle_starts(recipe), recipe.epochs, steps_per_epoch)
     if recipe.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     milestones = [int(m * total) for m in recipe.milestones]

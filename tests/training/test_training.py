@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -262,3 +263,130 @@ def test_round_robin_schedule_decays_resnet_then_lstm_then_head(tmp_path):
     path.write_text(path.read_text().replace('arch = "crmn"', 'arch = "resnet"'))
     with pytest.raises(ValueError, match="arch must be crmn"):
         load_recipe(path)
+
+
+def _learning_rates(optimizer: torch.optim.Optimizer, schedule, steps: int) -> list[tuple[float, float]]:
+    """(learning rate, momentum) used by each of the next ``steps`` optimiser steps."""
+    rates = []
+    for _ in range(steps):
+        rates.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]))
+        schedule.step()
+    return rates
+
+
+def _sgd() -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1, momentum=0.9)
+
+
+def _torch_one_cycle(peak: float, steps: int) -> tuple[torch.optim.Optimizer, object]:
+    """torch's own OneCycleLR as the recipes configure it, over ``steps`` training steps."""
+    optimizer = _sgd()
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=peak, total_steps=steps + 1, pct_start=0.25, anneal_strategy="linear"
+    )
+    return optimizer, schedule
+
+
+def _restart_recipe(tmp_path: Path, restarts: str, schedule: str = "onecycle") -> Path:
+    path = tmp_path / "restarts.toml"
+    path.write_text(
+        f'name = "r"\narch = "resnet"\ndataset = "cifar10"\nepochs = 8\nlr = 0.2\n'
+        f'schedule = "{schedule}"\nrestarts = {restarts}\n'
+    )
+    return path
+
+
+def test_one_cycle_with_restarts_repeats_torch_one_cycle_per_cycle(tmp_path):
+    """Without restarts the schedule is torch's OneCycleLR over the run, step for step; a warm
+    restart at epoch 5 leaves epochs 1-5 unchanged and then runs a fresh OneCycleLR over the
+    remaining 3 epochs with the restart's peak (Loshchilov & Hutter's warm restart)."""
+    from crmn_viz.training import _make_schedule
+
+    steps_per_epoch = 7
+    single = load_recipe(_restart_recipe(tmp_path, "[]"))
+    total = 8 * steps_per_epoch
+    expected_single = _learning_rates(*_torch_one_cycle(0.2, total), total)
+    optimizer = _sgd()
+    assert (
+        _learning_rates(optimizer, _make_schedule(single, optimizer, steps_per_epoch), total)
+        == expected_single
+    )
+
+    restarted = load_recipe(_restart_recipe(tmp_path, "[{ at_epoch = 5, lr = 0.05 }]"))
+    optimizer = _sgd()
+    got = _learning_rates(optimizer, _make_schedule(restarted, optimizer, steps_per_epoch), total)
+    first, second = 5 * steps_per_epoch, 3 * steps_per_epoch
+    expected = _learning_rates(*_torch_one_cycle(0.2, first), first)
+    expected += _learning_rates(*_torch_one_cycle(0.05, second), second)
+    assert got == expected
+    restart_step = 5 * steps_per_epoch
+    first_cycle = [lr for lr, _ in got[:restart_step]]
+    assert first_cycle[-1] == min(first_cycle) < 0.2 / 25  # the first cycle annealed to its lowest ...
+    assert got[restart_step][0] == pytest.approx(0.05 / 25)  # ... the second starts at its peak / 25
+    assert max(lr for lr, _ in got[restart_step:]) <= 0.05 and got[restart_step][1] == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize("stop_at", [1, 34, 35, 36, 50])
+def test_one_cycle_with_restarts_resumes_at_any_step(tmp_path, stop_at):
+    """A resumed run continues with the same learning rates as an uninterrupted one, including
+    at the restart (step 35) and from the plain OneCycleLR state saved before restarts existed."""
+    from crmn_viz.training import _make_schedule
+
+    recipe = load_recipe(_restart_recipe(tmp_path, "[{ at_epoch = 5, lr = 0.05 }]"))
+    optimizer = _sgd()
+    schedule = _make_schedule(recipe, optimizer, 7)
+    uninterrupted = _learning_rates(optimizer, schedule, 56)
+    optimizer = _sgd()
+    schedule = _make_schedule(recipe, optimizer, 7)
+    _learning_rates(optimizer, schedule, stop_at)
+    resumed_optimizer = _sgd()
+    resumed = _make_schedule(recipe, resumed_optimizer, 7)
+    resumed.load_state_dict(schedule.state_dict())
+    assert _learning_rates(resumed_optimizer, resumed, 56 - stop_at) == uninterrupted[stop_at:]
+    if stop_at <= 35:  # a run saved by a plain OneCycleLR over the first cycle's 5 epochs
+        legacy_optimizer, legacy = _torch_one_cycle(0.2, 35)
+        _learning_rates(legacy_optimizer, legacy, stop_at)
+        resumed_optimizer = _sgd()
+        resumed = _make_schedule(recipe, resumed_optimizer, 7)
+        resumed.load_state_dict(legacy.state_dict())
+        assert _learning_rates(resumed_optimizer, resumed, 56 - stop_at) == uninterrupted[stop_at:]
+
+
+@pytest.mark.parametrize(
+    ("restarts", "schedule", "message"),
+    [
+        ("[{ at_epoch = 5, lr = 0.05 }]", "step", "restarts need schedule = 'onecycle'"),
+        ("[{ at_epoch = 8, lr = 0.05 }]", "onecycle", "must increase inside"),
+        ("[{ at_epoch = 0, lr = 0.05 }]", "onecycle", "must increase inside"),
+        ("[{ at_epoch = 5, lr = 0.05 }, { at_epoch = 5, lr = 0.01 }]", "onecycle", "must increase inside"),
+        ("[{ at_epoch = 5, lr = -1.0 }]", "onecycle", "must be positive"),
+        ("[{ at_epoch = 5, peak = 0.05 }]", "onecycle", "each restart is"),
+        ("[5]", "onecycle", "each restart is"),
+    ],
+)
+def test_invalid_restarts_are_refused_with_a_reason(tmp_path, restarts, schedule, message):
+    with pytest.raises(ValueError, match=message):
+        load_recipe(_restart_recipe(tmp_path, restarts, schedule))
+
+
+def test_zoo_crmn_and_its_resnet_baseline_share_one_recipe():
+    """The CRMN and its ResNet baseline must be trained identically (issue: the same recipe)."""
+    crmn = load_recipe(REPO / "configs" / "crmn-cifar10.toml")
+    resnet = load_recipe(REPO / "configs" / "resnet-cifar10.toml")
+    shared = dataclasses.asdict(crmn).keys() - {"name", "arch", "model"}
+    assert {field for field in shared if getattr(crmn, field) != getattr(resnet, field)} == set()
+    assert crmn.model["depth"] == resnet.model["depth"] and crmn.model["width"] == resnet.model["width"]
+
+
+def test_overriding_epochs_drops_restarts_past_the_new_end(tmp_path):
+    """``crmn-viz train --epochs 3`` on a zoo recipe (a quick trial) stays a valid recipe."""
+    from crmn_viz.training import cycle_starts, override_epochs
+
+    recipe = load_recipe(
+        _restart_recipe(tmp_path, "[{ at_epoch = 2, lr = 0.1 }, { at_epoch = 5, lr = 0.05 }]")
+    )
+    assert override_epochs(recipe, 3) == [{"at_epoch": 5, "lr": 0.05}]
+    assert recipe.epochs == 3 and cycle_starts(recipe) == [(0, 0.2), (2, 0.1)]
+    assert override_epochs(recipe, 2) == [{"at_epoch": 2, "lr": 0.1}] and cycle_starts(recipe) == [(0, 0.2)]
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        override_epochs(recipe, 0)
