@@ -121,7 +121,7 @@ def card_summary(card: dict[str, Any]) -> dict[str, Any]:
     for key, value in (card.get("metrics") or {}).items():
         rows[key.replace("_", " ")] = round(value, 4) if isinstance(value, float) else value
     training = card.get("training") or {}
-    for key in ("epochs", "wall_time_s", "hardware", "torch"):
+    for key in ("command", "epochs", "wall_time_s", "hardware", "threads_per_process", "torch"):
         if key in training:
             rows[f"training {key.replace('_', ' ')}"] = training[key]
     for key in ("created", "package_version", "storage_dtype", "license_note", "notes"):

@@ -135,12 +135,13 @@ def test_card_summary_flattens_metrics_and_training() -> None:
             "in_channels": 3,
             "num_parameters": 1234,
             "metrics": {"test_accuracy": 0.91234},
-            "training": {"epochs": 8},
+            "training": {"epochs": 8, "command": "crmn-viz train configs/x.toml"},
         }
     )
     assert (
         rows["test accuracy"] == "0.9123" and rows["training epochs"] == "8" and rows["parameters"] == "1,234"
     )
+    assert rows["training command"] == "crmn-viz train configs/x.toml"  # how to re-make the model
 
 
 def test_views_that_do_not_apply_suggest_zoo_checkpoints(tiny_checkpoint_dir: Path) -> None:
