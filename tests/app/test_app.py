@@ -247,3 +247,17 @@ def test_class_statistics_over_test_images(zoo: Path) -> None:
     at.button(key="lstm_stats_go").click().run()
     assert not at.exception and not at.warning
     assert "100 test images spread over every class" in texts(at.caption)
+
+
+def test_a_fresh_server_opened_at_a_page_link_runs_the_page_through_app_py(zoo: Path) -> None:
+    """A new server's first session at ``/attributions`` ran ``pages/attributions.py`` alone
+    (Streamlit's v1 ``pages/`` mode: lower-case automatic navigation, narrow layout). The page
+    must hand over to ``app.py``'s navigation, which leaves the v1 mode for the server."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/attributions.py")  # the link is opened before anything else ran
+    at.run()
+    assert not at.exception, at.exception
+    assert PagesManager.uses_pages_directory is False  # app.py's st.navigation ran
+    assert [title.value for title in at.title] == ["Attributions"]
