@@ -16,6 +16,8 @@ st.set_page_config(
     },
 )
 
+# Each url_path is its file's name: on a fresh server Streamlit resolves the first links in its
+# v1 pages/ mode, by file name, before app.py has run (a hyphenated path gave "Page not found").
 PAGES = [
     st.Page(
         "pages/overview.py",
@@ -25,16 +27,16 @@ PAGES = [
         default=True,
     ),
     st.Page(
-        "pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm-memory"
+        "pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm_memory"
     ),
     st.Page(
         "pages/renet_sweeps.py",
         title="ReNet sweeps",
         icon=":material/swap_vert:",
-        url_path="renet-sweeps",
+        url_path="renet_sweeps",
     ),
     st.Page(
-        "pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir-streams"
+        "pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir_streams"
     ),
     st.Page(
         "pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"
@@ -43,7 +45,7 @@ PAGES = [
         "pages/face_keypoints.py",
         title="Face keypoints",
         icon=":material/face:",
-        url_path="face-keypoints",
+        url_path="face_keypoints",
     ),
     st.Page("pages/export.py", title="Export", icon=":material/ios_share:", url_path="export"),
 ]

@@ -261,3 +261,21 @@ def test_a_fresh_server_opened_at_a_page_link_runs_the_page_through_app_py(zoo: 
     assert not at.exception, at.exception
     assert PagesManager.uses_pages_directory is False  # app.py's st.navigation ran
     assert [title.value for title in at.title] == ["Attributions"]
+
+
+def test_every_page_link_is_its_file_name() -> None:
+    """Before ``app.py`` first runs, Streamlit resolves a link by the file names in ``pages/``;
+    a path that differs (``/lstm-memory`` for ``lstm_memory.py``) showed "Page not found"."""
+    import ast
+
+    tree = ast.parse(Path(APP).read_text())
+    pages = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page"
+    ]
+    assert len(pages) == len(list((Path(APP).parent / "pages").glob("*.py")))
+    for page in pages:
+        script = page.args[0].value  # type: ignore[attr-defined]
+        url_path = next(k.value.value for k in page.keywords if k.arg == "url_path")  # type: ignore[attr-defined]
+        assert url_path == Path(script).stem, script
