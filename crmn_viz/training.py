@@ -358,9 +358,9 @@ class OneCycleWithRestarts:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a global step count (ours, or a plain ``OneCycleLR``'s ``last_epoch``)."""
         target = int(state["step"] if "step" in state else state["last_epoch"])
-        self.step_count = self.cycle_steps[self._cycle_of(target)][0]
-        self._build(self._cycle_of(target))
-        for _ in range(target - self.step_count):
+        cycle = self._cycle_of(target)
+        self._build(cycle)
+        for _ in range(target - self.cycle_steps[cycle][0]):
             self.inner.step()
         self.step_count = target
 
