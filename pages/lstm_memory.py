@@ -21,6 +21,12 @@ GATE_LABELS = {
     "hidden": "hidden state h",
 }
 
+
+def _request_test_statistics() -> None:
+    """Remember how many test images the statistics were asked for (the button's callback)."""
+    st.session_state["lstm_stats_test"] = int(st.session_state["lstm_stats_count"])
+
+
 selection = page_start(
     "lstm",
     "LSTM memory",
@@ -115,11 +121,16 @@ with tabs[4]:
         st.caption(f"{stats.count} gallery images, grouped by their {stats.label_source} class.")
     else:
         most = LIMITS.max_statistics_images
-        count = st.number_input(
+        st.number_input(
             "Number of test images", min(50, most), most, min(500, most), step=50, key="lstm_stats_count"
         )
-        if st.button("Compute over test images", key="lstm_stats_go"):
-            st.session_state["lstm_stats_test"] = int(count)
+        # A callback, not the button's return value: callbacks land in the session state before
+        # the script runs, so the request survives the rerun that page_start may trigger.
+        st.button(
+            "Compute over test images",
+            key="lstm_stats_go",
+            on_click=_request_test_statistics,
+        )
         wanted = st.session_state.get("lstm_stats_test")
         if wanted:
             try:

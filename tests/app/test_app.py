@@ -249,6 +249,20 @@ def test_class_statistics_over_test_images(zoo: Path) -> None:
     assert "100 test images spread over every class" in texts(at.caption)
 
 
+def test_asking_for_test_statistics_without_the_test_set_says_so(
+    zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The click must reach the page even when the page reruns itself first (``page_start``)."""
+    monkeypatch.setenv("CRMN_VIZ_DATA_DIR", str(tmp_path))
+    at = open_app("lstm_memory", "tiny-crmn")
+    at.button_group(key="lstm_stats_source").set_value("Test images of cifar10").run()
+    assert not at.warning, "nothing is computed before the button is pressed"
+    at.button(key="lstm_stats_go").click().run()
+    assert not at.exception
+    assert "The cifar10 test set is not on this machine" in texts(at.warning)
+    assert at.session_state["lstm_stats_test"] == 500
+
+
 def test_a_fresh_server_opened_at_a_page_link_runs_the_page_through_app_py(zoo: Path) -> None:
     """A new server's first session at ``/attributions`` ran ``pages/attributions.py`` alone
     (Streamlit's v1 ``pages/`` mode: lower-case automatic navigation, narrow layout). The page
