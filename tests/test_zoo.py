@@ -86,3 +86,20 @@ def test_shipped_model_is_trained_on_a_sample_of_its_test_set(name):
         assert metrics["nme_crop"] < 0.9 * mean_shape_nme(SHARED / "faces68", metrics["num_images"])
     else:
         assert metrics["accuracy"] > 0.5  # chance is 0.1 on CIFAR-10 and MNIST
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_shipped_training_log_belongs_to_the_shipped_model(name):
+    """``docs/training-logs/<name>.jsonl`` is the run's ``metrics.jsonl`` (one line per epoch,
+    written by ``crmn-viz train``): it covers every epoch on the card once, in order, and its last
+    test metric is the card's, up to the half-precision storage of the shipped weights."""
+    import json
+
+    card = load(REPO / "checkpoints" / name, device="cpu").card
+    log = REPO / "docs" / "training-logs" / f"{name}.jsonl"
+    epochs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [epoch["epoch"] for epoch in epochs] == list(range(1, card["training"]["epochs"] + 1))
+    last = epochs[-1]
+    metric = "test_nme_crop" if card["task"] == "keypoints" else "test_accuracy"
+    assert last[metric] == pytest.approx(card["metrics"][metric], abs=5e-4)
+    assert last["test_num_images"] == card["metrics"]["test_num_images"]
