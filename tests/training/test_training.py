@@ -369,10 +369,15 @@ def test_invalid_restarts_are_refused_with_a_reason(tmp_path, restarts, schedule
         load_recipe(_restart_recipe(tmp_path, restarts, schedule))
 
 
-def test_zoo_crmn_and_its_resnet_baseline_share_one_recipe():
+@pytest.mark.parametrize(
+    ("crmn_name", "resnet_name"),
+    [("crmn-cifar10", "resnet-cifar10"), ("crmn32-cifar10", "resnet32-cifar10")],
+)
+def test_zoo_crmn_and_its_resnet_baseline_share_one_recipe(crmn_name, resnet_name):
     """The CRMN and its ResNet baseline must be trained identically (issue: the same recipe)."""
-    crmn = load_recipe(REPO / "configs" / "crmn-cifar10.toml")
-    resnet = load_recipe(REPO / "configs" / "resnet-cifar10.toml")
+    crmn = load_recipe(REPO / "configs" / f"{crmn_name}.toml")
+    resnet = load_recipe(REPO / "configs" / f"{resnet_name}.toml")
+    assert (crmn.arch, resnet.arch) == ("crmn", "resnet")
     shared = dataclasses.asdict(crmn).keys() - {"name", "arch", "model"}
     assert {field for field in shared if getattr(crmn, field) != getattr(resnet, field)} == set()
     assert crmn.model["depth"] == resnet.model["depth"] and crmn.model["width"] == resnet.model["width"]
