@@ -260,7 +260,7 @@ def test_asking_for_test_statistics_without_the_test_set_says_so(
     at.button(key="lstm_stats_go").click().run()
     assert not at.exception
     assert "The cifar10 test set is not on this machine" in texts(at.warning)
-    assert at.session_state["lstm_stats_test"] == 500
+    assert at.session_state["lstm_stats_test"] == at.number_input(key="lstm_stats_count").value
 
 
 def test_a_fresh_server_opened_at_a_page_link_runs_the_page_through_app_py(zoo: Path) -> None:
