@@ -221,6 +221,16 @@ def plot_stepwise_keypoints(
     return apply_paper_style(fig, columns=columns, height_in=height_in or 3.6)
 
 
+_INSIDE_LABEL_MIN_PROBABILITY = 0.25  # a bar this wide holds "100.0%" at one-column width
+
+
+def _percent_label(probability: float) -> str:
+    """``"98.7%"``; ``"<0.1%"`` for a positive probability that would round to 0.0%."""
+    if 0 < probability < 0.0005:
+        return "<0.1%"
+    return f"{100 * probability:.1f}%"
+
+
 def plot_prediction_bar(
     labels: Sequence[str],
     probabilities: Any,
@@ -230,8 +240,10 @@ def plot_prediction_bar(
 ) -> go.Figure:
     """Class probabilities as horizontal bars, most probable at the top.
 
-    The top class is blue, the others grey; each bar is labelled with its percentage
-    (inside the bar where it fits, else just after it).
+    The top class is blue, the others grey; each bar is labelled with its percentage, inside
+    the bar when the bar is wide enough, else just after it as a layout annotation (Plotly
+    draws no text for a bar narrower than a pixel, so a bar's own outside text would vanish for
+    the least likely classes). Probabilities below 0.05% read ``<0.1%`` rather than ``0.0%``.
 
     Args:
         labels: Class names, one per probability (e.g. the top-k of
@@ -252,6 +264,8 @@ def plot_prediction_bar(
     sorted_values = values[order]
     colours = [OKABE_ITO["blue"]] + [_OTHER_BAR_COLOUR] * (values.size - 1)
     inside_text = ["#FFFFFF"] + ["#000000"] * (values.size - 1)
+    labels_text = [_percent_label(v) for v in sorted_values]
+    inside = sorted_values >= _INSIDE_LABEL_MIN_PROBABILITY
     fig = go.Figure(
         go.Bar(
             x=sorted_values,
@@ -259,15 +273,19 @@ def plot_prediction_bar(
             orientation="h",
             name="probability",
             marker={"color": colours},
-            text=[f"{100 * v:.1f}%" for v in sorted_values],
-            textposition="auto",
+            text=labels_text,
+            textposition=["inside" if fits else "none" for fits in inside],
             insidetextanchor="end",
             insidetextfont={"color": inside_text},
-            outsidetextfont={"color": "#000000"},
             cliponaxis=False,
-            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+            hovertemplate="%{y}: %{x:.4g}<extra></extra>",
         )
     )
+    for name, value, text, fits in zip(names, sorted_values, labels_text, inside):
+        if not fits:
+            fig.add_annotation(
+                x=max(float(value), 0.0), y=name, text=text, showarrow=False, xanchor="left", xshift=3
+            )
     fig.update_xaxes(title_text="probability", range=[0, 1], tickvals=[0, 0.25, 0.5, 0.75, 1.0])
     fig.update_yaxes(autorange="reversed", type="category", ticks="")
     fig.update_layout(bargap=0.25, showlegend=False)

@@ -69,3 +69,20 @@ def test_prediction_bar_is_sorted_with_the_top_class_highlighted() -> None:
     assert tuple(fig.layout.xaxis.range) == (0, 1) and fig.layout.yaxis.autorange == "reversed"
     with pytest.raises(ValueError, match="one label per probability"):
         plot_prediction_bar(["cat"], [0.5, 0.5])
+
+
+def test_every_prediction_bar_is_labelled_even_when_narrower_than_a_pixel() -> None:
+    """Plotly draws no bar text for a sub-pixel bar, so narrow bars are labelled by annotations
+    placed at their tips; a probability that would round to 0.0% reads <0.1%."""
+    probabilities = [0.9873, 0.0102, 0.0012, 4.3e-4, 1.25e-5, 5.4e-6]
+    names = ["airplane", "bird", "truck", "cat", "ship", "automobile"]
+    fig = plot_prediction_bar(names, probabilities)
+    (bar,) = fig.data
+    assert list(bar.text) == ["98.7%", "1.0%", "0.1%", "<0.1%", "<0.1%", "<0.1%"]
+    drawn_in_bar = [name for name, where in zip(bar.y, bar.textposition) if where == "inside"]
+    annotated = {note.y: (note.x, note.text) for note in fig.layout.annotations}
+    assert drawn_in_bar == ["airplane"]
+    assert set(drawn_in_bar) | set(annotated) == set(names) and not set(drawn_in_bar) & set(annotated)
+    for name, probability in zip(names[1:], probabilities[1:]):
+        x, text = annotated[name]
+        assert x == pytest.approx(probability) and text == bar.text[names.index(name)]
