@@ -26,21 +26,15 @@ PAGES = [
         url_path="overview",
         default=True,
     ),
-    st.Page(
-        "pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm_memory"
-    ),
+    st.Page("pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm_memory"),
     st.Page(
         "pages/renet_sweeps.py",
         title="ReNet sweeps",
         icon=":material/swap_vert:",
         url_path="renet_sweeps",
     ),
-    st.Page(
-        "pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir_streams"
-    ),
-    st.Page(
-        "pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"
-    ),
+    st.Page("pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir_streams"),
+    st.Page("pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"),
     st.Page(
         "pages/face_keypoints.py",
         title="Face keypoints",
