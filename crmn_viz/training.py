@@ -5,7 +5,10 @@ the papers' schedules (SGD with momentum 0.9, weight decay 1e-4 and step decays 
 CRMN/ResNet/RiR; Adam for ReNet; the 2017 paper's round-robin schedule, which decays the
 ResNet, LSTM and output layer in turn, see :func:`round_robin_factor`) and one-cycle for CPU
 budgets, optionally with warm restarts (:class:`OneCycleWithRestarts`), so that a finished
-run can be extended by resuming it under a recipe with one more cycle. Training is
+run can be extended by resuming it under a recipe with one more cycle. A recipe can also start
+from a shipped checkpoint's weights (``init_from``) and average the weights of its last epochs
+(stochastic weight averaging, ``swa_from_epoch``, Izmailov et al. 2018), which is how a
+finished zoo model is continued when only its shipped weights remain. Training is
 resumable (``<out>/last_state.pt`` after every epoch, loaded with
 ``torch.load(weights_only=True)``), logs one JSON line per epoch to
 ``<out>/metrics.jsonl``, and finally writes the checkpoint (safetensors + model card).
@@ -68,7 +71,8 @@ class TrainRecipe:
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9  # SGD momentum (CRMN papers: 0.9); "onecycle" cycles 0.95 -> 0.85 -> 0.95 instead
     weight_decay: float = 1e-4  # L2 penalty (CRMN papers: 1e-4)
-    schedule: str = "onecycle"  # "onecycle", "step", "cosine" or "round_robin" (CRMN 2017, CRMN only)
+    # "onecycle", "step", "cosine", "constant" (lr held, SWA's schedule) or "round_robin" (CRMN 2017)
+    schedule: str = "onecycle"
     # onecycle only: warm restarts, e.g. [{ at_epoch = 40, lr = 0.05 }] starts a new one-cycle
     # peaking at 0.05 after epoch 40, running to the next restart or to ``epochs``
     restarts: list = dataclasses.field(default_factory=list)
@@ -78,6 +82,14 @@ class TrainRecipe:
     label_smoothing: float = 0.0  # classification only
     keypoint_loss: str = "mse"  # keypoints only: "mse" (squared error) or "l1", on normalised (x, y)
     seed: int = 0  # for the model init, shuffling and augmentation
+    # a checkpoint (zoo name or path) whose weights start the run instead of a random init; its
+    # architecture, model options and dataset must be the recipe's (the card records the parent)
+    init_from: str = ""
+    # >0: stochastic weight averaging (Izmailov et al. 2018, "Averaging Weights Leads to Wider
+    # Optima"): the weights after every epoch from this one (1-based) on are averaged with equal
+    # weight; the shipped model is that average, its BatchNorm statistics recomputed on one pass
+    # over (augmented) training batches
+    swa_from_epoch: int = 0
     num_workers: int = 0  # DataLoader workers for datasets that are not held in memory
     amp: bool = False  # bfloat16 autocast for the training step (CUDA, or CPUs with AVX512-BF16/AMX)
     channels_last: bool = False  # NHWC memory format for the training step (faster convolutions)
@@ -91,6 +103,9 @@ class TrainRecipe:
         return self.model.get("task", "classification")
 
 
+SCHEDULES = ("onecycle", "step", "cosine", "constant", "round_robin")
+
+
 def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
     """Parse a TOML recipe; unknown keys are an error naming the valid ones."""
     values = tomllib.loads(Path(path).read_text())
@@ -99,8 +114,13 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
     if unknown:
         raise ValueError(f"unknown recipe keys {unknown}; valid: {sorted(valid)}")
     recipe = TrainRecipe(**values)
-    if recipe.schedule not in ("onecycle", "step", "cosine", "round_robin"):
-        raise ValueError(f"schedule must be onecycle, step, cosine or round_robin, got {recipe.schedule!r}")
+    if recipe.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {recipe.schedule!r}")
+    if not isinstance(recipe.swa_from_epoch, int) or not 0 <= recipe.swa_from_epoch <= recipe.epochs:
+        raise ValueError(
+            f"swa_from_epoch must be 0 (off) or an epoch in 1..epochs={recipe.epochs}, "
+            f"got {recipe.swa_from_epoch!r}"
+        )
     if recipe.schedule == "round_robin" and recipe.arch != "crmn":
         raise ValueError(
             "the round_robin schedule cycles over a CRMN's ResNet, LSTM and head: arch must be crmn"
@@ -371,6 +391,8 @@ def _make_schedule(recipe: TrainRecipe, optimizer: torch.optim.Optimizer, steps_
         return OneCycleWithRestarts(optimizer, cycle_starts(recipe), recipe.epochs, steps_per_epoch)
     if recipe.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    if recipe.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     milestones = [int(m * total) for m in recipe.milestones]
     if recipe.schedule == "round_robin":
         factors = list(recipe.round_robin_factors)
@@ -508,6 +530,77 @@ def test_metrics(
     return metrics
 
 
+def initialise_from_checkpoint(model: TracedModel, recipe: TrainRecipe) -> dict[str, Any]:
+    """Copy the weights (and BatchNorm statistics) of ``recipe.init_from`` into ``model``.
+
+    The checkpoint is read through :func:`crmn_viz.checkpoints.load` (safetensors, never
+    pickle). Its architecture, model config and dataset must equal the recipe's.
+
+    Returns:
+        The parent's record for the new card: name, weights hash, epochs, command, metrics.
+
+    Raises:
+        ValueError: a checkpoint of another architecture, configuration or dataset.
+    """
+    from crmn_viz.checkpoints import load
+
+    parent = load(recipe.init_from, device="cpu")
+    card = parent.card  # type: ignore[attr-defined]
+    if card["arch"] != recipe.arch or card.get("dataset") != recipe.dataset:
+        raise ValueError(
+            f"init_from {recipe.init_from!r} is a {card['arch']} model on {card.get('dataset')}, "
+            f"but the recipe trains a {recipe.arch} model on {recipe.dataset}"
+        )
+    if parent.config.to_dict() != model.config.to_dict():
+        theirs, ours = parent.config.to_dict(), model.config.to_dict()
+        differ = {
+            k: (theirs.get(k), ours.get(k))
+            for k in theirs.keys() | ours.keys()
+            if theirs.get(k) != ours.get(k)
+        }
+        raise ValueError(
+            f"init_from {recipe.init_from!r}: model options differ (checkpoint, recipe): {differ}"
+        )
+    with torch.no_grad():
+        ours_state = model.state_dict()
+        for key, tensor in parent.state_dict().items():
+            ours_state[key].copy_(tensor)
+    training = card.get("training", {})
+    return {
+        "checkpoint": Path(str(recipe.init_from)).stem,
+        "weights_sha256": card.get("weights_sha256"),
+        "epochs": training.get("epochs"),
+        "command": training.get("command"),
+        "metrics": card.get("metrics", {}),
+    }
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(model: nn.Module, batches, device: torch.device) -> None:  # type: ignore[no-untyped-def]
+    """Reset every BatchNorm's running mean and variance and re-estimate them as the equal-weight
+    average over ``batches`` (``(x, y)`` pairs) in training mode: the last step of stochastic
+    weight averaging, whose averaged weights never produced the statistics they carry
+    (``torch.optim.swa_utils.update_bn``)."""
+    torch.optim.swa_utils.update_bn(((x.to(device), y) for x, y in batches), model, device=device)
+    model.eval()
+
+
+def _batchnorm_batches(recipe: TrainRecipe, data: InMemoryBatches | None, loader, rank: int, world: int):  # type: ignore[no-untyped-def]
+    """One pass of augmented training batches for :func:`recompute_batchnorm_statistics`
+    (the shuffle of epoch index ``epochs``, which no training epoch uses: fixed, so the shipped
+    statistics do not depend on when the run was resumed)."""
+    if data is not None:
+        return data.epoch(recipe.epochs, recipe.batch_size, recipe.seed, rank, world)
+    return iter(loader)
+
+
+def _limited(batches, max_batches: int):  # type: ignore[no-untyped-def]
+    for index, batch in enumerate(batches):
+        if max_batches and index >= max_batches:
+            return
+        yield batch
+
+
 def train(
     recipe: TrainRecipe,
     data_dir: str | None = None,
@@ -541,6 +634,7 @@ def train(
         **recipe.model,
     }
     model = create_model(recipe.arch, **model_options).to(target)
+    parent = initialise_from_checkpoint(model, recipe) if recipe.init_from else None
     if recipe.channels_last:  # before the optimizer, so its state shares the parameters' layout
         model = model.to(memory_format=torch.channels_last)
     run_dir = Path(out_dir) / recipe.name
@@ -564,6 +658,7 @@ def train(
         steps_per_epoch = min(steps_per_epoch, recipe.max_train_batches)
     optimizer = _make_optimizer(recipe, model)
     schedule = _make_schedule(recipe, optimizer, steps_per_epoch)
+    averaged = torch.optim.swa_utils.AveragedModel(model) if recipe.swa_from_epoch else None
     start_epoch, wall_before = 0, 0.0
     state_path = run_dir / "last_state.pt"
     if resume and state_path.exists():
@@ -571,7 +666,22 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        if averaged is not None and "averaged_model" in state:
+            averaged.load_state_dict(state["averaged_model"])
         start_epoch, wall_before = int(state["epoch"]), float(state["wall_time_s"])
+
+    def shipped_model() -> nn.Module:
+        """The model the card describes: the weight average with fresh BatchNorm statistics
+        under SWA (once it has averaged an epoch), else the current weights."""
+        if averaged is None or int(averaged.n_averaged) == 0:
+            return model
+        recompute_batchnorm_statistics(
+            averaged.module,
+            _limited(_batchnorm_batches(recipe, data, loader, rank, world), recipe.max_train_batches),
+            target,
+        )
+        return averaged.module
+
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model)
@@ -627,16 +737,32 @@ def train(
         }
         if recipe.task != "keypoints":
             record["train_accuracy"] = correct / max(seen, 1)
+        if averaged is not None and epoch + 1 >= recipe.swa_from_epoch:
+            averaged.update_parameters(model)
+            record["swa_epochs_averaged"] = int(averaged.n_averaged)
         if rank == 0:
             if epoch + 1 == recipe.epochs or (epoch + 1) % 5 == 0:
+                # test_* is the model that would ship now (under SWA: the average); the
+                # current SGD weights are logged beside it as iterate_test_*
+                evaluated = shipped_model()
                 record.update(
                     {
                         f"test_{k}": v
                         for k, v in evaluate_model(
-                            model, recipe.dataset, "test", data_dir, max_batches=recipe.max_eval_batches
+                            evaluated, recipe.dataset, "test", data_dir, max_batches=recipe.max_eval_batches
                         ).items()
                     }
                 )
+                if evaluated is not model:
+                    record.update(
+                        {
+                            f"iterate_test_{k}": v
+                            for k, v in evaluate_model(
+                                model, recipe.dataset, "test", data_dir, max_batches=recipe.max_eval_batches
+                            ).items()
+                            if k != "num_images"
+                        }
+                    )
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
             torch.save(
@@ -644,6 +770,7 @@ def train(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
+                    **({"averaged_model": averaged.state_dict()} if averaged is not None else {}),
                     "epoch": epoch + 1,
                     "wall_time_s": wall_before + time.time() - started,
                 },
@@ -654,6 +781,7 @@ def train(
         if stop_after_epoch and epoch + 1 >= stop_after_epoch and epoch + 1 < recipe.epochs:
             return {"stopped_at_epoch": epoch + 1}
     wall = wall_before + time.time() - started
+    model = shipped_model()  # type: ignore[assignment]
     if recipe.half_storage:
         round_to_storage_precision(model)  # the card's numbers are those of the shipped weights
     normalization = {"mean": list(info.mean), "std": list(info.std)}
@@ -680,6 +808,7 @@ def train(
                 + (f", {torch.cuda.get_device_name()}" if target.type == "cuda" else ", no GPU"),
                 "processes": world,
                 "threads_per_process": torch.get_num_threads(),
+                **({"initialised_from": parent} if parent else {}),
                 "torch": torch.__version__,
             },
             license_note="Trained on research datasets; weights are for research and demos.",

@@ -124,6 +124,25 @@ def card_summary(card: dict[str, Any]) -> dict[str, Any]:
     for key in ("command", "epochs", "wall_time_s", "hardware", "threads_per_process", "torch"):
         if key in training:
             rows[f"training {key.replace('_', ' ')}"] = training[key]
+    parent = training.get("initialised_from")
+    if isinstance(parent, dict) and parent.get("checkpoint"):
+        parent_metrics = ", ".join(
+            f"{key.removeprefix('test_').replace('_', ' ')} {value:.4f}"
+            for key, value in (parent.get("metrics") or {}).items()
+            if isinstance(value, float)
+        )
+        details = "; ".join(
+            part
+            for part in (f"{parent['epochs']} epochs" if parent.get("epochs") else "", parent_metrics)
+            if part
+        )
+        rows["training started from"] = parent["checkpoint"] + (f" ({details})" if details else "")
+    recipe = training.get("recipe") or {}
+    swa_from = recipe.get("swa_from_epoch") if isinstance(recipe, dict) else None
+    if isinstance(swa_from, int) and swa_from > 0:
+        rows["training weight averaging"] = (
+            f"SWA: the shipped weights average epochs {swa_from}-{training.get('epochs', '?')}"
+        )
     for key in ("created", "package_version", "storage_dtype", "license_note", "notes"):
         if card.get(key):
             rows[key.replace("_", " ")] = card[key]

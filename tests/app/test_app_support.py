@@ -142,6 +142,26 @@ def test_card_summary_flattens_metrics_and_training() -> None:
         rows["test accuracy"] == "0.9123" and rows["training epochs"] == "8" and rows["parameters"] == "1,234"
     )
     assert rows["training command"] == "crmn-viz train configs/x.toml"  # how to re-make the model
+    assert "training started from" not in rows and "training weight averaging" not in rows
+
+
+def test_card_summary_names_the_parent_of_a_continued_run() -> None:
+    rows = card_summary(
+        {
+            "arch": "crmn",
+            "training": {
+                "epochs": 35,
+                "recipe": {"swa_from_epoch": 1, "init_from": "crmn-cifar10"},
+                "initialised_from": {
+                    "checkpoint": "crmn-cifar10",
+                    "epochs": 135,
+                    "metrics": {"test_accuracy": 0.8944, "test_num_images": 10000},
+                },
+            },
+        }
+    )
+    assert rows["training started from"] == "crmn-cifar10 (135 epochs; accuracy 0.8944)"
+    assert rows["training weight averaging"] == "SWA: the shipped weights average epochs 1-35"
 
 
 def test_views_that_do_not_apply_suggest_zoo_checkpoints(tiny_checkpoint_dir: Path) -> None:

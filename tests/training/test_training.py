@@ -371,16 +371,25 @@ def test_invalid_restarts_are_refused_with_a_reason(tmp_path, restarts, schedule
 
 @pytest.mark.parametrize(
     ("crmn_name", "resnet_name"),
-    [("crmn-cifar10", "resnet-cifar10"), ("crmn32-cifar10", "resnet32-cifar10")],
+    [
+        ("crmn-cifar10", "resnet-cifar10"),
+        ("crmn32-cifar10", "resnet32-cifar10"),
+        ("crmn-cifar10-swa", "resnet-cifar10-swa"),
+    ],
 )
 def test_zoo_crmn_and_its_resnet_baseline_share_one_recipe(crmn_name, resnet_name):
     """The CRMN and its ResNet baseline must be trained identically (issue: the same recipe)."""
     crmn = load_recipe(REPO / "configs" / f"{crmn_name}.toml")
     resnet = load_recipe(REPO / "configs" / f"{resnet_name}.toml")
     assert (crmn.arch, resnet.arch) == ("crmn", "resnet")
-    shared = dataclasses.asdict(crmn).keys() - {"name", "arch", "model"}
+    shared = dataclasses.asdict(crmn).keys() - {"name", "arch", "model", "init_from"}
     assert {field for field in shared if getattr(crmn, field) != getattr(resnet, field)} == set()
     assert crmn.model["depth"] == resnet.model["depth"] and crmn.model["width"] == resnet.model["width"]
+    if crmn.init_from:  # continuations start from the pair's own parents
+        assert (crmn.init_from, resnet.init_from) == (
+            crmn_name.removesuffix("-swa"),
+            resnet_name.removesuffix("-swa"),
+        )
 
 
 def test_overriding_epochs_drops_restarts_past_the_new_end(tmp_path):
@@ -395,3 +404,103 @@ def test_overriding_epochs_drops_restarts_past_the_new_end(tmp_path):
     assert override_epochs(recipe, 2) == [{"at_epoch": 2, "lr": 0.1}] and cycle_starts(recipe) == [(0, 0.2)]
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         override_epochs(recipe, 0)
+
+
+# ----------------------------------------------------------------------------- init_from and SWA
+
+
+def _parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.named_parameters()}
+
+
+@needs_mnist
+def test_init_from_starts_at_the_parents_weights_and_the_card_names_the_parent(tmp_path):
+    parent = load_recipe(write_recipe(tmp_path, 1))
+    train(parent, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    parent_model = load(tmp_path / "ck" / "tiny-mnist", device="cpu")
+    # lr 0: the child's SGD steps move nothing, so its weights must be exactly the parent's
+    child = dataclasses.replace(
+        parent, name="tiny-child", init_from=str(tmp_path / "ck" / "tiny-mnist"), lr=0.0, schedule="constant"
+    )
+    train(child, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    child_model = load(tmp_path / "ck" / "tiny-child", device="cpu")
+    expected, got = _parameters(parent_model), _parameters(child_model)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+    record = child_model.card["training"]["initialised_from"]
+    assert record["checkpoint"] == "tiny-mnist"
+    assert record["weights_sha256"] == parent_model.card["weights_sha256"]
+    assert record["metrics"] == parent_model.card["metrics"] and record["epochs"] == 1
+    # and a random start differs from the parent: the test above can fail
+    fresh = dataclasses.replace(child, name="tiny-fresh", init_from="")
+    train(fresh, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    fresh_parameters = _parameters(load(tmp_path / "ck" / "tiny-fresh", device="cpu"))
+    assert any(not torch.equal(fresh_parameters[name], expected[name]) for name in expected)
+
+
+@needs_mnist
+def test_init_from_refuses_a_checkpoint_of_other_model_options(tmp_path):
+    parent = load_recipe(write_recipe(tmp_path, 1))
+    train(parent, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    wider = dataclasses.replace(
+        parent,
+        name="tiny-wider",
+        init_from=str(tmp_path / "ck" / "tiny-mnist"),
+        model={**parent.model, "width": 8},
+    )
+    with pytest.raises(ValueError, match="model options differ.*width"):
+        train(wider, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    other_arch = dataclasses.replace(
+        parent, name="tiny-resnet", arch="resnet", init_from=str(tmp_path / "ck" / "tiny-mnist"), model={}
+    )
+    with pytest.raises(ValueError, match="is a crmn model on mnist, but the recipe trains a resnet"):
+        train(other_arch, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+
+
+@needs_mnist
+def test_swa_ships_the_equal_weight_average_of_its_epochs_with_recomputed_batchnorm(tmp_path):
+    """Izmailov et al. 2018: the shipped weights are the mean of the weights after each averaged
+    epoch (here epochs 2 and 3 of 3; the run is interrupted after epoch 2 and resumed, so the
+    running average must survive a resume), and each BatchNorm's running mean is the mean, over
+    one pass of training batches, of that layer's batch means under the averaged weights."""
+    recipe = dataclasses.replace(
+        load_recipe(write_recipe(tmp_path, 3)), schedule="constant", swa_from_epoch=2, lr=0.1
+    )
+    runs = tmp_path / "runs" / "tiny-mnist"
+    train(recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False, stop_after_epoch=2)
+    after_2 = torch.load(runs / "last_state.pt", weights_only=True)["model"]
+    train(recipe, str(SHARED_DATA), tmp_path / "runs", tmp_path / "ck", progress=False)
+    after_3 = torch.load(runs / "last_state.pt", weights_only=True)["model"]
+    shipped = load(tmp_path / "ck" / "tiny-mnist", device="cpu")
+    for name, value in shipped.named_parameters():
+        assert not torch.equal(after_2[name], after_3[name]), name  # lr 0.1: the epochs moved it
+        torch.testing.assert_close(value.detach(), (after_2[name] + after_3[name]) / 2, msg=name)
+
+    # BatchNorm statistics, re-derived: mean of the batch means at the stem's BatchNorm input
+    from crmn_viz.training import in_memory_data
+
+    data = in_memory_data("mnist", "train", str(SHARED_DATA))
+    batches = list(data.epoch(recipe.epochs, recipe.batch_size, recipe.seed))[: recipe.max_train_batches]
+    stem_means = [shipped.stem(x).mean(dim=(0, 2, 3)) for x, _ in batches]
+    torch.testing.assert_close(shipped.stem_bn.running_mean, torch.stack(stem_means).mean(0))
+    assert not torch.allclose(shipped.stem_bn.running_mean, after_3["stem_bn.running_mean"])
+
+    log = [json.loads(line) for line in (runs / "metrics.jsonl").read_text().splitlines()]
+    assert [entry.get("swa_epochs_averaged") for entry in log] == [None, 1, 2]
+    assert "iterate_test_accuracy" in log[-1]
+    assert log[-1]["test_accuracy"] == pytest.approx(shipped.card["metrics"]["test_accuracy"])
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("swa_from_epoch = 4", "swa_from_epoch must be 0 .off. or an epoch in 1..epochs=3"),
+        ('schedule = "linear"', "schedule must be one of onecycle, step, cosine, constant, round_robin"),
+    ],
+)
+def test_invalid_swa_or_schedule_is_refused_with_a_reason(tmp_path, key, message):
+    path = write_recipe(tmp_path, 3)
+    path.write_text(path.read_text() + key + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_recipe(path)
