@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -551,8 +552,8 @@ def initialise_from_checkpoint(model: TracedModel, recipe: TrainRecipe) -> dict[
             f"init_from {recipe.init_from!r} is a {card['arch']} model on {card.get('dataset')}, "
             f"but the recipe trains a {recipe.arch} model on {recipe.dataset}"
         )
-    if parent.config.to_dict() != model.config.to_dict():
-        theirs, ours = parent.config.to_dict(), model.config.to_dict()
+    theirs, ours = parent.config.to_dict(), model.config.to_dict()
+    if theirs != ours:
         differ = {
             k: (theirs.get(k), ours.get(k))
             for k in theirs.keys() | ours.keys()
@@ -581,7 +582,7 @@ def recompute_batchnorm_statistics(model: nn.Module, batches, device: torch.devi
     average over ``batches`` (``(x, y)`` pairs) in training mode: the last step of stochastic
     weight averaging, whose averaged weights never produced the statistics they carry
     (``torch.optim.swa_utils.update_bn``)."""
-    torch.optim.swa_utils.update_bn(((x.to(device), y) for x, y in batches), model, device=device)
+    torch.optim.swa_utils.update_bn(batches, model, device=device)  # takes x of each (x, y), moves it
     model.eval()
 
 
@@ -592,13 +593,6 @@ def _batchnorm_batches(recipe: TrainRecipe, data: InMemoryBatches | None, loader
     if data is not None:
         return data.epoch(recipe.epochs, recipe.batch_size, recipe.seed, rank, world)
     return iter(loader)
-
-
-def _limited(batches, max_batches: int):  # type: ignore[no-untyped-def]
-    for index, batch in enumerate(batches):
-        if max_batches and index >= max_batches:
-            return
-        yield batch
 
 
 def train(
@@ -670,16 +664,25 @@ def train(
             averaged.load_state_dict(state["averaged_model"])
         start_epoch, wall_before = int(state["epoch"]), float(state["wall_time_s"])
 
+    batchnorm_fresh_for = 0  # the average (count of epochs) whose BatchNorm statistics are current
+
     def shipped_model() -> nn.Module:
         """The model the card describes: the weight average with fresh BatchNorm statistics
-        under SWA (once it has averaged an epoch), else the current weights."""
+        under SWA (once it has averaged an epoch), else the current weights. The statistics are
+        recomputed only when the average has changed (the last validation and the shipping
+        share one pass)."""
+        nonlocal batchnorm_fresh_for
         if averaged is None or int(averaged.n_averaged) == 0:
             return model
-        recompute_batchnorm_statistics(
-            averaged.module,
-            _limited(_batchnorm_batches(recipe, data, loader, rank, world), recipe.max_train_batches),
-            target,
-        )
+        if batchnorm_fresh_for != int(averaged.n_averaged):
+            recompute_batchnorm_statistics(
+                averaged.module,
+                itertools.islice(
+                    _batchnorm_batches(recipe, data, loader, rank, world), recipe.max_train_batches or None
+                ),
+                target,
+            )
+            batchnorm_fresh_for = int(averaged.n_averaged)
         return averaged.module
 
     net: nn.Module = model
