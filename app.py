@@ -1,6 +1,7 @@
 """crmn-viz app: the frame (page setup, navigation, shared sidebar). Run: ``streamlit run app.py``.
 
-The pages in ``pages/`` draw; every computation and figure comes from :mod:`crmn_viz`.
+The pages in ``app_pages/`` draw; every computation and figure comes from :mod:`crmn_viz`. The
+folder is not called ``pages/``, so Streamlit's legacy multipage mode never starts.
 """
 
 import streamlit as st
@@ -16,35 +17,39 @@ st.set_page_config(
     },
 )
 
-# Each url_path is its file's name: on a fresh server Streamlit resolves the first links in its
-# v1 pages/ mode, by file name, before app.py has run (a hyphenated path gave "Page not found").
+# Each url_path is its file's name, so links stay what they were (/lstm_memory, /export...).
 PAGES = [
     st.Page(
-        "pages/overview.py",
+        "app_pages/overview.py",
         title="Overview",
         icon=":material/dashboard:",
         url_path="overview",
         default=True,
     ),
-    st.Page("pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm_memory"),
     st.Page(
-        "pages/renet_sweeps.py",
+        "app_pages/lstm_memory.py", title="LSTM memory", icon=":material/memory:", url_path="lstm_memory"
+    ),
+    st.Page(
+        "app_pages/renet_sweeps.py",
         title="ReNet sweeps",
         icon=":material/swap_vert:",
         url_path="renet_sweeps",
     ),
-    st.Page("pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir_streams"),
-    st.Page("pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"),
     st.Page(
-        "pages/face_keypoints.py",
+        "app_pages/rir_streams.py", title="RiR streams", icon=":material/stacks:", url_path="rir_streams"
+    ),
+    st.Page(
+        "app_pages/attributions.py", title="Attributions", icon=":material/flare:", url_path="attributions"
+    ),
+    st.Page(
+        "app_pages/face_keypoints.py",
         title="Face keypoints",
         icon=":material/face:",
         url_path="face_keypoints",
     ),
-    st.Page("pages/export.py", title="Export", icon=":material/ios_share:", url_path="export"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/ios_share:", url_path="export"),
 ]
 
 navigation = st.navigation(PAGES)
 render_sidebar()
-st.session_state["_frame_rendered"] = True  # the page knows the sidebar is already drawn
 navigation.run()

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load, save
 from crmn_viz.models import create_model, list_architectures
-from crmn_viz.models.base import TracedModel
+from crmn_viz.models.base import InputShapeError, TracedModel
 from crmn_viz.preprocessing import Preprocessor
 from crmn_viz.tracing import Trace
 
@@ -30,6 +30,7 @@ _LAZY = {
     "gate_statistics": "crmn_viz.analysis",
     "export_figure": "crmn_viz.figures",
     "export_figures": "crmn_viz.figures",
+    "Provenance": "crmn_viz.provenance",
 }
 
 
@@ -43,8 +44,10 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
 __all__ = [
     "CheckpointError",
+    "InputShapeError",
     "InvalidImageError",
     "Preprocessor",
+    "Provenance",
     "Trace",
     "TracedModel",
     "__version__",

@@ -480,7 +480,7 @@ def bench_app(quick: bool, device: torch.device, repeats: int) -> list[BenchResu
             start = time.perf_counter()
             at = AppTest.from_file(str(app), default_timeout=300).run()
             cold = time.perf_counter() - start
-            at.switch_page("pages/lstm_memory.py").run()
+            at.switch_page("app_pages/lstm_memory.py").run()
             at.sidebar.selectbox(key="zoo_choice").set_value(checkpoint).run()
             TracedModel.__call__ = counting_call  # type: ignore[method-assign]
             evaluations["n"] = 0
@@ -505,7 +505,7 @@ def bench_app(quick: bool, device: torch.device, repeats: int) -> list[BenchResu
                     "0 evaluations",
                 )
             )
-            at.switch_page("pages/overview.py").run()
+            at.switch_page("app_pages/overview.py").run()
             at.sidebar.button_group(key="image_source").set_value("Upload").run()
             rng = __import__("numpy").random.default_rng(0)
             peaks = {}

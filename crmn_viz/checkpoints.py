@@ -24,22 +24,25 @@ import math
 import os
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 from torch.overrides import TorchFunctionMode
 
-from crmn_viz.limits import LIMITS
+from crmn_viz.limits import LIMITS, Limits
 from crmn_viz.models import config_class, create_model, list_architectures
 from crmn_viz.models.base import TracedModel
 from crmn_viz.preprocessing import Preprocessor
 
 __all__ = [
     "CheckpointError",
+    "CheckpointIdentity",
     "checkpoint_dir",
+    "checkpoint_key",
     "list_checkpoints",
     "load",
     "load_card",
@@ -53,6 +56,8 @@ MAX_HEADER_BYTES = LIMITS.max_header_bytes  # CRMN_VIZ_MAX_HEADER_BYTES
 MAX_METADATA_BYTES = LIMITS.max_metadata_bytes  # CRMN_VIZ_MAX_METADATA_BYTES
 MAX_PARAMETERS = LIMITS.max_parameters  # CRMN_VIZ_MAX_PARAMETERS: refuse cards that ask for absurd models
 MAX_TENSORS = LIMITS.max_tensors  # CRMN_VIZ_MAX_TENSORS
+MAX_CHECKPOINT_BYTES = LIMITS.max_checkpoint_bytes  # CRMN_VIZ_MAX_CHECKPOINT_BYTES
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _ITEM_SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
 _ALLOWED_DTYPES = set(_ITEM_SIZES)
 _FLOAT_DTYPES = {"F32", "F16", "BF16"}
@@ -62,6 +67,33 @@ _PLAIN_NAME = re.compile(r"^[\w][\w.\- ]*$")
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, malformed, inconsistent, or unsafe. The message says why."""
+
+
+@dataclass(frozen=True)
+class CheckpointIdentity:
+    """What a loaded checkpoint is, from the bytes :func:`load` read (never from the card's claims).
+
+    Attributes:
+        name: the weights file's stem (the zoo name); front ends may give an upload its own name
+            with :func:`dataclasses.replace`.
+        arch: the architecture that was built.
+        weights_sha256: SHA-256 (hex) of the ``.safetensors`` bytes the tensors were read from.
+        card_sha256: SHA-256 (hex) of the ``.json`` card bytes that were parsed.
+    """
+
+    name: str
+    arch: str
+    weights_sha256: str
+    card_sha256: str
+
+    @property
+    def cache_key(self) -> str:
+        """Key for results shared between sessions: the architecture and both digests.
+
+        The card's digest is part of it because the card shapes results too (class names,
+        normalisation): the same weights under another card are another model.
+        """
+        return f"{self.arch}:{self.weights_sha256}:{self.card_sha256}"
 
 
 def checkpoint_dir() -> Path:
@@ -152,13 +184,19 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path
 
 def load_card(card_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a model card (JSON). Raises :class:`CheckpointError`."""
-    path = Path(card_path)
+    return _read_card(Path(card_path))[0]
+
+
+def _read_card(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The validated card and the exact bytes it was parsed from (read once)."""
     if not path.exists():
         raise CheckpointError(f"model card {path} not found (a checkpoint is name.safetensors + name.json)")
     if path.stat().st_size > MAX_CARD_BYTES:
         raise CheckpointError(f"model card {path.name} is larger than {MAX_CARD_BYTES} bytes")
-    card = _parse_json(path.read_bytes(), f"model card {path.name}")
-    return validate_card(card, path.name)
+    raw = path.read_bytes()
+    if len(raw) > MAX_CARD_BYTES:  # the file grew between the two looks
+        raise CheckpointError(f"model card {path.name} is larger than {MAX_CARD_BYTES} bytes")
+    return validate_card(_parse_json(raw, f"model card {path.name}"), path.name), raw
 
 
 class _DuplicateKeyError(ValueError):
@@ -251,54 +289,81 @@ def validate_card(card: Any, label: str = "model card") -> dict[str, Any]:
     return card
 
 
-def _read_header(weights_path: Path) -> dict[str, Any]:
-    """Parse and sanity-check the safetensors JSON header without reading tensors."""
+def _read_header(weights_path: Path, max_bytes: int) -> tuple[dict[str, Any], bytes, int]:
+    """Parse and sanity-check a weights file's safetensors header without reading its tensors.
+
+    Returns the header, its raw bytes (the 8-byte length and the JSON) and the file size, so
+    that the one full read later can check that it starts with exactly these bytes.
+    """
     if not weights_path.exists():
         raise CheckpointError(f"weights file {weights_path} not found")
     size = weights_path.stat().st_size
+    file_name = weights_path.name
+    if size > max_bytes:
+        raise CheckpointError(
+            f"{file_name} is {size / 2**20:.0f} MB, above the limit of {max_bytes / 2**20:.0f} MB "
+            f"({Limits.env_name('max_checkpoint_bytes')})"
+        )
     with weights_path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise CheckpointError(f"{weights_path.name} is truncated (no safetensors header)")
+            raise CheckpointError(f"{file_name} is truncated (no safetensors header)")
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > MAX_HEADER_BYTES or header_len + 8 > size:
             raise CheckpointError(
-                f"{weights_path.name} has an invalid safetensors header length ({header_len} bytes "
+                f"{file_name} has an invalid safetensors header length ({header_len} bytes "
                 f"for a {size}-byte file): truncated or not a safetensors file"
             )
         raw = handle.read(header_len)
-    header = _parse_json(raw, f"{weights_path.name}: safetensors header")
+    return _parse_header(raw, size - 8 - header_len, file_name), prefix + raw, size
+
+
+def _read_weights(weights_path: Path, header_bytes: bytes, size: int) -> bytes:
+    """Every byte of a weights file, read once: the digest and the tensors both come from them.
+
+    Refused when the file is no longer the one whose header was checked (another size, or
+    other header bytes), so nothing checked earlier can be swapped in between.
+    """
+    with weights_path.open("rb") as handle:
+        raw = handle.read(size + 1)
+    if len(raw) != size or not raw.startswith(header_bytes):
+        raise CheckpointError(f"{weights_path.name} changed while it was being read; try again")
+    return raw
+
+
+def _parse_header(raw: bytes, data_len: int, file_name: str) -> dict[str, Any]:
+    """Check a safetensors JSON header against the ``data_len`` bytes of tensor data after it."""
+    header = _parse_json(raw, f"{file_name}: safetensors header")
     if not isinstance(header, dict):
-        raise CheckpointError(f"{weights_path.name}: safetensors header is not an object")
-    _check_metadata(header.get("__metadata__"), weights_path.name)
+        raise CheckpointError(f"{file_name}: safetensors header is not an object")
+    _check_metadata(header.get("__metadata__"), file_name)
     entries = {name: info for name, info in header.items() if name != "__metadata__"}
     if len(entries) > MAX_TENSORS:
         raise CheckpointError(
-            f"{weights_path.name} holds {len(entries):,} tensors, above the limit of {MAX_TENSORS:,}"
+            f"{file_name} holds {len(entries):,} tensors, above the limit of {MAX_TENSORS:,}"
         )
-    data_len = size - 8 - header_len
     spans = []
     for name, info in entries.items():
-        start, end, shape, dtype = _check_entry(name, info, weights_path.name)
+        start, end, shape, dtype = _check_entry(name, info, file_name)
         if not (0 <= start <= end <= data_len):
             raise CheckpointError(
-                f"{weights_path.name}: tensor {name!r} points outside the file (truncated or lying header)"
+                f"{file_name}: tensor {name!r} points outside the file (truncated or lying header)"
             )
         if math.prod(shape) * _ITEM_SIZES[dtype] != end - start:
-            raise CheckpointError(f"{weights_path.name}: tensor {name!r} size does not match its shape")
+            raise CheckpointError(f"{file_name}: tensor {name!r} size does not match its shape")
         spans.append((start, end, name))
     position = 0
     for start, end, name in sorted(spans):
         if start < position:
-            raise CheckpointError(f"{weights_path.name}: tensor {name!r} overlaps another tensor's data")
+            raise CheckpointError(f"{file_name}: tensor {name!r} overlaps another tensor's data")
         if start > position:
             raise CheckpointError(
-                f"{weights_path.name}: {start - position} bytes before tensor {name!r} belong to no tensor"
+                f"{file_name}: {start - position} bytes before tensor {name!r} belong to no tensor"
             )
         position = end
     if position != data_len:
         raise CheckpointError(
-            f"{weights_path.name}: {data_len - position} bytes after the last tensor belong to no tensor"
+            f"{file_name}: {data_len - position} bytes after the last tensor belong to no tensor"
         )
     return header
 
@@ -412,6 +477,7 @@ def load(
     device: str | torch.device = "auto",
     max_parameters: int = MAX_PARAMETERS,
     max_tensors: int = MAX_TENSORS,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
 ) -> TracedModel:
     """Load a checkpoint (a zoo name such as ``"crmn-cifar10"`` or a path).
 
@@ -421,14 +487,19 @@ def load(
 
     ``max_parameters`` (values in the state dict) and ``max_tensors`` bound the model a
     card may describe; the model is first built on the ``meta`` device, and that build
-    stops early when it grows far beyond either bound.
+    stops early when it grows far beyond either bound. ``max_bytes`` bounds the weights file.
+
+    The weights file is read once: its SHA-256, its header and its tensors all come from
+    those bytes. A card whose ``weights_sha256`` differs from that digest is refused. The
+    model gets ``model.checkpoint`` (a :class:`CheckpointIdentity` of the computed digests),
+    from which :func:`checkpoint_key` makes cache keys.
 
     Raises:
         CheckpointError: missing, truncated, mismatched or hostile files.
     """
     weights_path, card_path = resolve_checkpoint(name_or_path)
-    card = load_card(card_path)
-    header = _read_header(weights_path)
+    card, card_bytes = _read_card(card_path)
+    header, header_bytes, weights_size = _read_header(weights_path, max_bytes)
     arch = card["arch"]
     config = config_class(arch).from_dict(card["config"])
     entries = [info for name, info in header.items() if name != "__metadata__"]
@@ -482,12 +553,14 @@ def load(
             f"{weights_path.name}: tensor {key!r} is stored as {header[key]['dtype']} but the model needs "
             f"{needed} values{more}"
         )
+    # Structure first (its messages say what is wrong with a file), then identity: the tensors
+    # are only decoded once the card's digest is that of these very bytes.
+    raw_weights = _read_weights(weights_path, header_bytes, weights_size)
+    weights_sha256 = hashlib.sha256(raw_weights).hexdigest()
+    _check_claimed_digest(card, weights_sha256, card_path.name, weights_path.name)
     model = create_model(arch, **config.to_dict())
-    state = {}
     try:
-        with safe_open(str(weights_path), framework="pt", device="cpu") as handle:
-            for key in expected:
-                state[key] = handle.get_tensor(key)
+        state = load_safetensors(raw_weights)  # the same bytes the digest and the header came from
     except Exception as err:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"could not read {weights_path.name}: {err}") from None
     reference = model.state_dict()
@@ -501,7 +574,49 @@ def load(
     model = model.to(target).eval()
     model.card = card  # type: ignore[attr-defined]
     model.preprocess = preprocess  # type: ignore[attr-defined]
+    model.checkpoint = CheckpointIdentity(  # type: ignore[attr-defined]
+        name=weights_path.stem,
+        arch=arch,
+        weights_sha256=weights_sha256,
+        card_sha256=hashlib.sha256(card_bytes).hexdigest(),
+    )
     return model
+
+
+def _check_claimed_digest(card: dict[str, Any], actual: str, card_name: str, weights_name: str) -> None:
+    """Refuse a card whose ``weights_sha256`` is not the digest of the weights actually read.
+
+    A card without the field is accepted (its identity is the computed digest either way);
+    one that names other weights is a forgery or a mix-up, and is refused naming both digests.
+    """
+    claimed = card.get("weights_sha256")
+    if claimed is None:
+        return
+    if not isinstance(claimed, str) or not _SHA256_HEX.match(claimed):
+        raise CheckpointError(
+            f"{card_name}: 'weights_sha256' must be 64 hexadecimal digits, got {str(claimed)[:80]!r}"
+        )
+    if claimed.lower() != actual:
+        raise CheckpointError(
+            f"{card_name} says its weights have SHA-256 {claimed.lower()}, but {weights_name} has SHA-256 "
+            f"{actual}: the card belongs to other weights (refused)"
+        )
+
+
+def checkpoint_key(model: TracedModel) -> str:
+    """A session-independent cache key for a model: what was read, never what a card claims.
+
+    For a model from :func:`load` it is :attr:`CheckpointIdentity.cache_key` (both files'
+    digests as computed from their bytes); for any other model, the digest of its state dict.
+    """
+    identity = getattr(model, "checkpoint", None)
+    if isinstance(identity, CheckpointIdentity):
+        return identity.cache_key
+    digest = hashlib.sha256(model.arch.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + b"\0")
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{model.arch}:state:{digest.hexdigest()}"
 
 
 def _preprocessor(card: dict[str, Any], skeleton: TracedModel, label: str) -> Preprocessor:

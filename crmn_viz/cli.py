@@ -147,23 +147,32 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from crmn_viz.analysis.report import write_report
     from crmn_viz.checkpoints import CheckpointError, load
     from crmn_viz.images import InvalidImageError, load_image
+    from crmn_viz.provenance import ImageRecord, file_sha256
 
     try:
         model = load(args.checkpoint, device=args.device)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    images = []
+    images, records = [], []
     for path in args.images:
         try:
             images.append((Path(path).stem, load_image(path)))
         except InvalidImageError as err:
             print(f"skipping {path}: {err}", file=sys.stderr)
+            continue
+        records.append(ImageRecord(Path(path).name, file_sha256(path)))
     if not images:
         print("error: no readable image was given", file=sys.stderr)
         return 2
     written = write_report(
-        model, images, args.out, formats=args.formats, dpi=args.dpi, ig_steps=args.ig_steps
+        model,
+        images,
+        args.out,
+        formats=args.formats,
+        dpi=args.dpi,
+        ig_steps=args.ig_steps,
+        image_records=records,
     )
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -5,43 +5,134 @@ plain function calling the core (``crmn_viz.analysis``, ``crmn_viz.figures``); e
 event has an ``api_name`` so ``gradio_client`` can call ``classify``, ``keypoints``
 and ``attribute`` programmatically. Bad inputs raise ``gr.Error`` with the core's
 readable message.
+
+Image inputs are :class:`UploadedImage`: Gradio's image widget without Gradio's own
+decoding, so the uploaded bytes reach :func:`crmn_viz.app_support.uploads.decode_image_uploads`
+untouched and a bad file gets the same message as in the Streamlit app.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
+import tempfile
+import urllib.parse
+from abc import ABCMeta
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from gradio.component_meta import ComponentMeta
+from gradio.data_classes import ImageData
+from PIL import Image
 
 from crmn_viz.analysis import (
     ATTRIBUTION_METHODS,
     NoFaceFoundError,
     attribute,
     classify,
-    predict_keypoints,
+    predict_faces,
     prepare_batch,
     stepwise_readout,
 )
+from crmn_viz.app_support.figure_files import FigureItem, export_bundle, safe_figure_name
+from crmn_viz.app_support.selection import SelectedImage
+from crmn_viz.app_support.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load
 from crmn_viz.figures import (
+    FigureExportError,
+    browser_available,
+    figure_data,
     plot_attribution_overlay,
     plot_gate_heatmap,
     plot_keypoints,
     plot_stepwise_probabilities,
     plot_sweep_maps,
 )
-from crmn_viz.images import InvalidImageError, load_image
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
+from crmn_viz.provenance import Provenance
 
-__all__ = ["build_demo", "main"]
+__all__ = ["UploadedImage", "build_demo", "main"]
 
 LSTM_QUANTITIES = ["input_gate", "forget_gate", "output_gate", "cell_candidate", "cell", "hidden"]
+
+MAX_READ_BYTES = max(UPLOAD_IMAGE_LIMITS.max_bytes, LIMITS.max_image_bytes) + 1
+"""Most bytes read from one upload: Gradio's own upload cap (``max_file_size`` in :func:`main`)
+plus one, so the image checks can tell the real size of anything Gradio let through."""
+
+Upload = tuple[str, bytes]
+"""An uploaded image as the handlers receive it: (its file name, without any folder; its bytes)."""
+
+
+class _StublessComponentMeta(ComponentMeta):
+    """Gradio's component metaclass without its stub writer.
+
+    ``ComponentMeta`` writes a ``.pyi`` copy of the defining module beside it for every component
+    class (to type its event listeners), which type checkers would read instead of this file. A
+    subclass that defines no ``__init__`` and no ``EVENTS`` needs nothing else from it.
+    """
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> type:
+        if "__init__" in attrs or "EVENTS" in attrs:
+            raise TypeError(f"{name}: a component with __init__ or EVENTS needs Gradio's ComponentMeta")
+        return ABCMeta.__new__(mcs, name, bases, attrs)
+
+
+class UploadedImage(gr.Image, metaclass=_StublessComponentMeta):
+    """``gr.Image`` (same widget, sources, preview and API) whose value is the raw upload.
+
+    ``gr.Image`` decodes every upload with PIL before the handler runs, so a bad file fails
+    inside Gradio, with Gradio's error and a server path. This template component (drawn by
+    the ``image`` front end, as Gradio's own ``gr.Sketchpad`` is drawn by ``imageeditor``)
+    only reads the file's bytes; the handlers decode them with the app's checks. Being a
+    class, it survives Gradio rebuilding a component from its arguments (``gr.update``, as
+    ``gr.Examples`` does).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: ImageData | None) -> Upload | None:
+        """The uploaded file as ``(name, bytes)``, or None when nothing was sent."""
+        if payload is None:
+            return None
+        if payload.path:
+            return _read_upload(payload.path, payload.orig_name)
+        if payload.url and payload.url.startswith("data:"):
+            return _decode_data_url(payload.url, payload.orig_name)
+        return None
+
+
+def _read_upload(path: str | os.PathLike, name: str | None = None) -> Upload:
+    """``(name, bytes)`` of a file, at most :data:`MAX_READ_BYTES` of them.
+
+    The name is the browser's (``name``) or else the file's own; :func:`decode_image_uploads`
+    keeps only its last component, so no folder of the server is ever shown.
+    """
+    try:
+        with open(path, "rb") as stream:
+            return name or Path(path).name, stream.read(MAX_READ_BYTES)
+    except OSError:
+        raise gr.Error(
+            "The upload could not be read (it may have expired): please upload it again."
+        ) from None
+
+
+def _decode_data_url(url: str, name: str | None) -> Upload:
+    """An image sent as a ``data:`` URL instead of an uploaded file (bounded like a file)."""
+    header, _, body = url.partition(",")
+    body = body[: 4 * (MAX_READ_BYTES // 3 + 1)]
+    try:
+        data = base64.b64decode(body) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(body)
+    except (binascii.Error, ValueError):
+        raise gr.Error("The image's data URL is not valid base64: upload the image as a file.") from None
+    return name or "image", data
 
 
 def zoo_names(arch: str | None = None, task: str | None = None) -> list[str]:
@@ -62,68 +153,110 @@ def cached_model(name: str) -> TracedModel:
 def _model(name: str | None) -> TracedModel:
     if not name:
         raise gr.Error("No checkpoint is available for this tab: add one to checkpoints/.")
+    if name not in zoo_names():  # an API caller may send any text: only zoo names are loaded
+        raise gr.Error(f"{str(name)[:60]!r} is not a checkpoint of this app's zoo.")
     try:
         return cached_model(name)
     except CheckpointError as err:
         raise gr.Error(str(err)) from None
 
 
-def _image(source: Any):  # type: ignore[no-untyped-def]
+def _image(source: Upload | bytes | str | os.PathLike | None) -> Image.Image:
+    """The decoded picture of an upload (see :func:`_selected`)."""
+    return _selected(source).image()
+
+
+def _selected(source: Upload | bytes | str | os.PathLike | None) -> SelectedImage:
+    """Decode an upload (or, when a handler is called directly, a file) with the app's checks.
+
+    The result keeps the file's name and the SHA-256 of its bytes, for the figure's provenance.
+
+    Raises:
+        gr.Error: nothing sent, or the file's ``InvalidImageError`` message, which starts with
+            the file's base name and never shows a server path.
+    """
     if source is None:
         raise gr.Error("Please upload an image first.")
-    try:
-        return load_image(source)
-    except InvalidImageError as err:
-        raise gr.Error(str(err)) from None
+    if isinstance(source, tuple):
+        name, data = source
+    elif isinstance(source, (bytes, bytearray)):
+        name, data = "image", bytes(source)
+    else:
+        name, data = _read_upload(source)
+    result = decode_image_uploads([(name, data)], limits=UPLOAD_IMAGE_LIMITS)
+    if result.errors:
+        raise gr.Error(result.errors[0])
+    return result.images[0]
+
+
+def _classify(image: Any, checkpoint: str, top_k: int) -> tuple[dict[str, float], Shown | None]:
+    model = _model(checkpoint)
+    chosen = _selected(image)
+    picture = chosen.image()
+    ranked = classify(model, [picture], top_k=int(top_k))[0]
+    shown = None
+    if model.arch == "crmn":
+        readout = stepwise_readout(model, [picture])
+        figure = plot_stepwise_probabilities(
+            readout.probabilities[0].numpy(), readout.class_names, top_k=int(top_k)
+        )
+        shown = Shown("stepwise_probabilities", figure, model, chosen, {"top_k": int(top_k)})
+    return {label: float(p) for label, p in ranked}, shown
 
 
 def classify_handler(
     image: Any, checkpoint: str, top_k: int = 5
 ) -> tuple[dict[str, float], go.Figure | None]:
     """Top-k class probabilities and, for a CRMN, the probability after every block."""
+    ranked, shown = _classify(image, checkpoint, top_k)
+    return ranked, None if shown is None else shown.figure
+
+
+def _gates(image: Any, checkpoint: str, quantity: str) -> Shown:
     model = _model(checkpoint)
-    picture = _image(image)
-    ranked = classify(model, [picture], top_k=int(top_k))[0]
-    figure = None
-    if model.arch == "crmn":
-        readout = stepwise_readout(model, [picture])
-        figure = plot_stepwise_probabilities(
-            readout.probabilities[0].numpy(), readout.class_names, top_k=int(top_k)
-        )
-    return {label: float(p) for label, p in ranked}, figure
+    if model.arch != "crmn":
+        raise gr.Error("Gate heatmaps need a CRMN checkpoint (the only model with an LSTM memory).")
+    if quantity not in LSTM_QUANTITIES:
+        raise gr.Error(f"Choose one of {', '.join(LSTM_QUANTITIES)}.")
+    chosen = _selected(image)
+    batch = prepare_batch(model, [chosen.image()])
+    with torch.no_grad():
+        _, trace = model.run_with_trace(batch, names=[f"lstm.{quantity}"])
+    figure = plot_gate_heatmap(trace.cpu(), gate=quantity)
+    return Shown(f"gate_heatmap_{quantity}", figure, model, chosen, {"quantity": quantity, "units": "all"})
 
 
 def gate_handler(image: Any, checkpoint: str, quantity: str) -> go.Figure:
     """Heatmap of one LSTM quantity (units x blocks) for the uploaded image."""
-    model = _model(checkpoint)
-    if model.arch != "crmn":
-        raise gr.Error("Gate heatmaps need a CRMN checkpoint (the only model with an LSTM memory).")
-    batch = prepare_batch(model, [_image(image)])
-    with torch.no_grad():
-        _, trace = model.run_with_trace(batch, names=[f"lstm.{quantity}"])
-    return plot_gate_heatmap(trace.cpu(), gate=quantity)
+    return _gates(image, checkpoint, quantity).figure
 
 
-def sweeps_handler(image: Any, checkpoint: str, layer: int, mode: str) -> go.Figure:
-    """The four sweep maps of one ReNet layer."""
+def _sweeps(image: Any, checkpoint: str, layer: int, mode: str) -> Shown:
     model = _model(checkpoint)
     if model.arch != "renet":
         raise gr.Error("Sweep maps need a ReNet checkpoint.")
     layer = int(layer)
     if not 0 <= layer < len(model.layers):
         raise gr.Error(f"This ReNet has layers 0..{len(model.layers) - 1}.")
-    batch = prepare_batch(model, [_image(image)])
+    chosen = _selected(image)
+    batch = prepare_batch(model, [chosen.image()])
     with torch.no_grad():
         _, trace = model.run_with_trace(batch)
-    return plot_sweep_maps(trace.cpu(), layer=layer, mode=mode)
+    figure = plot_sweep_maps(trace.cpu(), layer=layer, mode=mode)
+    return Shown(f"renet_sweeps_layer{layer}_{mode}", figure, model, chosen, {"layer": layer, "mode": mode})
 
 
-def attribute_handler(
-    image: Any, checkpoint: str, method: str, target_class: float | None = None, steps: float = 32
-) -> tuple[go.Figure, dict[str, Any]]:
-    """Attribution overlay for one method; the target defaults to the predicted class."""
+def sweeps_handler(image: Any, checkpoint: str, layer: int, mode: str) -> go.Figure:
+    """The four sweep maps of one ReNet layer."""
+    return _sweeps(image, checkpoint, layer, mode).figure
+
+
+def _attribution(
+    image: Any, checkpoint: str, method: str, target_class: float | None, steps: float
+) -> tuple[Shown, dict[str, Any]]:
     model = _model(checkpoint)
-    picture = _image(image)
+    chosen = _selected(image)
+    picture = chosen.image()
     options: dict[str, Any] = {}
     if method in ("integrated_gradients",):
         options["n_steps"] = int(steps)
@@ -140,20 +273,108 @@ def attribute_handler(
         "target_value": float(result.target_value) if result.target_value is not None else None,
         "convergence_delta": None if result.convergence_delta is None else float(result.convergence_delta),
     }
-    return plot_attribution_overlay(background, result.map, title=None), summary
+    figure = plot_attribution_overlay(
+        background, result.map, title=None, target=str(result.target), target_value=result.target_value
+    )
+    settings = {"method": method, "method_options": options, "target": str(result.target)}
+    return Shown(f"attribution_{method}", figure, model, chosen, settings), summary
+
+
+def attribute_handler(
+    image: Any, checkpoint: str, method: str, target_class: float | None = None, steps: float = 32
+) -> tuple[go.Figure, dict[str, Any]]:
+    """Attribution overlay for one method; the target defaults to the predicted class."""
+    shown, summary = _attribution(image, checkpoint, method, target_class, steps)
+    return shown.figure, summary
+
+
+def _keypoints(image: Any, checkpoint: str) -> tuple[Shown, list[list[list[float]]]]:
+    model = _model(checkpoint)
+    if model.task != "keypoints":
+        raise gr.Error("Face keypoints need a keypoint checkpoint (task = keypoints).")
+    chosen = _selected(image)
+    picture = chosen.image()
+    try:
+        faces = predict_faces(model, picture)
+    except NoFaceFoundError as err:
+        raise gr.Error(str(err)) from None
+    boxes = [face.crop_box.corners for face in faces]
+    figure = plot_keypoints(np.asarray(picture), [face.keypoints for face in faces], boxes=boxes)
+    settings = {"box": "detected", "crop_boxes": [dict(face.crop_box._asdict()) for face in faces]}
+    points = [np.asarray(face.keypoints).round(2).tolist() for face in faces]
+    return Shown("keypoints", figure, model, chosen, settings), points
 
 
 def keypoints_handler(image: Any, checkpoint: str) -> tuple[go.Figure, list[list[list[float]]]]:
     """68 facial keypoints for every detected face, drawn on the photo."""
-    model = _model(checkpoint)
-    if model.task != "keypoints":
-        raise gr.Error("Face keypoints need a keypoint checkpoint (task = keypoints).")
-    picture = _image(image)
-    try:
-        faces = predict_keypoints(model, picture)
-    except NoFaceFoundError as err:
-        raise gr.Error(str(err)) from None
-    return plot_keypoints(np.asarray(picture), faces), [face.round(2).tolist() for face in faces]
+    shown, points = _keypoints(image, checkpoint)
+    return shown.figure, points
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A figure drawn by a handler, with what made it (for its downloadable files)."""
+
+    name: str
+    figure: go.Figure
+    model: TracedModel
+    image: SelectedImage
+    settings: dict[str, Any]
+
+    def files(self) -> str:
+        """A zip of the figure (PNG, or HTML without Chromium), its data and ``meta.json``.
+
+        Every file is named after the checkpoint and carries the provenance (checkpoint, weights
+        SHA-256, the image's name and file SHA-256, the settings, the time, the version).
+        Returns the zip's path in a fresh private temporary folder (Gradio serves it from there).
+        """
+        provenance = Provenance.of(self.model, [self.image.record], self.settings)
+        stem = safe_figure_name(f"{provenance.checkpoint}__{self.name}_{Path(self.image.name).stem}")
+        formats = ("png", "pdf") if browser_available() else ("html",)
+        try:
+            bundle = export_bundle(
+                [FigureItem(stem, self.figure, figure_data(self.figure), provenance)],
+                formats,
+                keep_title=True,
+            )
+        except FigureExportError as err:
+            raise gr.Error(f"The figure could not be drawn: {err}") from None
+        path = Path(tempfile.mkdtemp(prefix="crmn-viz-gradio-")) / f"{stem}.zip"
+        path.write_bytes(bundle.data)
+        return str(path)
+
+
+def classify_files_handler(image: Any, checkpoint: str, top_k: int = 5) -> str:
+    """The per-block readout figure's files (CRMN)."""
+    _, shown = _classify(image, checkpoint, top_k)
+    if shown is None:
+        raise gr.Error("Only a CRMN has a figure here (its prediction after every block).")
+    return shown.files()
+
+
+def gate_files_handler(image: Any, checkpoint: str, quantity: str) -> str:
+    """The gate heatmap's files."""
+    return _gates(image, checkpoint, quantity).files()
+
+
+def sweeps_files_handler(image: Any, checkpoint: str, layer: int, mode: str) -> str:
+    """The sweep maps' files."""
+    return _sweeps(image, checkpoint, layer, mode).files()
+
+
+def attribute_files_handler(
+    image: Any, checkpoint: str, method: str, target_class: float | None = None, steps: float = 32
+) -> str:
+    """The attribution overlay's files."""
+    return _attribution(image, checkpoint, method, target_class, steps)[0].files()
+
+
+def keypoints_files_handler(image: Any, checkpoint: str) -> str:
+    """The keypoint figure's files."""
+    return _keypoints(image, checkpoint)[0].files()
 
 
 def _gallery_examples(dataset: str, limit: int = 4) -> list[str]:
@@ -162,6 +383,14 @@ def _gallery_examples(dataset: str, limit: int = 4) -> list[str]:
     except ImportError:
         return []
     return [str(entry.path) for entry in list_gallery(dataset)][:limit]
+
+
+def _files_row(handler: Any, inputs: list[Any], api_name: str) -> None:
+    """A button that makes the tab's figure files (with provenance) and a file box to download them."""
+    with gr.Row():
+        button = gr.Button("Figure files (PNG, PDF, data, provenance)", size="sm")
+        files = gr.File(label="Figure files", interactive=False)
+    button.click(handler, inputs, files, api_name=api_name)
 
 
 def build_demo() -> gr.Blocks:
@@ -177,7 +406,7 @@ def build_demo() -> gr.Blocks:
         )
         with gr.Tab("Classify"):
             with gr.Row():
-                image = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"])
+                image = UploadedImage(label="Image", sources=["upload", "clipboard"])
                 with gr.Column():
                     checkpoint = gr.Dropdown(
                         classifiers, value=(crmn_classifiers or classifiers or [None])[0], label="Checkpoint"
@@ -187,12 +416,13 @@ def build_demo() -> gr.Blocks:
             label = gr.Label(label="Prediction")
             steps = gr.Plot(label="Prediction after every residual block (CRMN)")
             button.click(classify_handler, [image, checkpoint, top_k], [label, steps], api_name="classify")
+            _files_row(classify_files_handler, [image, checkpoint, top_k], "classify_files")
             examples = _gallery_examples("cifar10")
             if examples:
                 gr.Examples(examples, inputs=image)
         with gr.Tab("LSTM gates"):
             with gr.Row():
-                gate_image = gr.Image(type="filepath", label="Image")
+                gate_image = UploadedImage(label="Image")
                 with gr.Column():
                     gate_ckpt = gr.Dropdown(
                         crmn_classifiers + zoo_names("crmn", "keypoints"),
@@ -203,9 +433,10 @@ def build_demo() -> gr.Blocks:
                     gate_button = gr.Button("Show memory", variant="primary")
             gate_plot = gr.Plot(label="Units x blocks")
             gate_button.click(gate_handler, [gate_image, gate_ckpt, quantity], gate_plot, api_name="gates")
+            _files_row(gate_files_handler, [gate_image, gate_ckpt, quantity], "gates_files")
         with gr.Tab("ReNet sweeps"):
             with gr.Row():
-                sweep_image = gr.Image(type="filepath", label="Image")
+                sweep_image = UploadedImage(label="Image")
                 with gr.Column():
                     sweep_ckpt = gr.Dropdown(renets, value=(renets or [None])[0], label="ReNet checkpoint")
                     layer = gr.Number(0, precision=0, label="Layer")
@@ -215,9 +446,10 @@ def build_demo() -> gr.Blocks:
             sweep_button.click(
                 sweeps_handler, [sweep_image, sweep_ckpt, layer, mode], sweep_plot, api_name="sweeps"
             )
+            _files_row(sweeps_files_handler, [sweep_image, sweep_ckpt, layer, mode], "sweeps_files")
         with gr.Tab("Attribution"):
             with gr.Row():
-                attr_image = gr.Image(type="filepath", label="Image")
+                attr_image = UploadedImage(label="Image")
                 with gr.Column():
                     attr_ckpt = gr.Dropdown(classifiers, value=(classifiers or [None])[0], label="Checkpoint")
                     method = gr.Dropdown(
@@ -241,11 +473,12 @@ def build_demo() -> gr.Blocks:
                 [attr_plot, attr_info],
                 api_name="attribute",
             )
+            _files_row(
+                attribute_files_handler, [attr_image, attr_ckpt, method, target, n_steps], "attribute_files"
+            )
         with gr.Tab("Face keypoints"):
             with gr.Row():
-                face_image = gr.Image(
-                    type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"]
-                )
+                face_image = UploadedImage(label="Photo", sources=["upload", "webcam", "clipboard"])
                 with gr.Column():
                     face_ckpt = gr.Dropdown(
                         keypoint_models, value=(keypoint_models or [None])[0], label="Keypoint checkpoint"
@@ -256,6 +489,7 @@ def build_demo() -> gr.Blocks:
             face_button.click(
                 keypoints_handler, [face_image, face_ckpt], [face_plot, face_points], api_name="keypoints"
             )
+            _files_row(keypoints_files_handler, [face_image, face_ckpt], "keypoints_files")
             face_examples = _gallery_examples("faces68")
             if face_examples:
                 gr.Examples(face_examples, inputs=face_image)

@@ -38,6 +38,7 @@ __all__ = [
     "ImageLimits",
     "ImageSource",
     "InvalidImageError",
+    "encode_png",
     "image_to_array",
     "load_image",
 ]
@@ -162,6 +163,13 @@ def load_image(
         f"Cannot load an image from a {type(source).__name__}. Give a file path, the file's bytes, "
         "an open binary file, a PIL image or a numpy array (HxW, HxWx3 or HxWx4)."
     )
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """Canonical PNG bytes of a picture (no metadata, fixed compression level 6)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
 
 
 def image_to_array(source: ImageSource, *, limits: ImageLimits | None = None) -> np.ndarray:

@@ -569,7 +569,7 @@ def initialise_from_checkpoint(model: TracedModel, recipe: TrainRecipe) -> dict[
     training = card.get("training", {})
     return {
         "checkpoint": Path(str(recipe.init_from)).stem,
-        "weights_sha256": card.get("weights_sha256"),
+        "weights_sha256": parent.checkpoint.weights_sha256,  # type: ignore[attr-defined]  # as read
         "epochs": training.get("epochs"),
         "command": training.get("command"),
         "metrics": card.get("metrics", {}),

@@ -1,11 +1,13 @@
 """Figures as downloadable files: one image, its numbers, or a zip of many, via :mod:`crmn_viz.figures`.
 
-Everything is written by :func:`crmn_viz.figures.export_figures` into a private temporary
-folder and read back as bytes, so a front end only hands the bytes to the browser.
+Single files are drawn straight to bytes (:func:`crmn_viz.figures.export_figure_bytes`); a bundle
+is written by :func:`crmn_viz.figures.export_figures` into a private temporary folder and zipped.
+Every file carries the figure's :class:`crmn_viz.provenance.Provenance` when one is given.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import tempfile
 import zipfile
@@ -14,10 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 
-from crmn_viz.figures import FigureExport, FigureExportError, apply_paper_style, export_figures
+from crmn_viz.figures import (
+    FigureExport,
+    FigureExportError,
+    apply_paper_style,
+    export_figure_bytes,
+    export_figures,
+    figure_data_bytes,
+)
 from crmn_viz.limits import LIMITS, Limits
+from crmn_viz.provenance import Provenance
 
 __all__ = [
     "MIME_TYPES",
@@ -53,11 +65,13 @@ class DownloadFile:
 
 @dataclass(frozen=True)
 class FigureItem:
-    """A figure to export: file stem ``name``, the ``figure``, and optional numbers ``data``."""
+    """A figure to export: file stem ``name``, the ``figure``, optional numbers ``data`` and the
+    ``provenance`` that says what made it."""
 
     name: str
     figure: go.Figure
     data: Mapping[str, Any] | None = None
+    provenance: Provenance | None = None
 
 
 def safe_figure_name(text: str) -> str:
@@ -82,13 +96,56 @@ def _scale_fonts(node: Any, factor: float) -> None:
             _scale_fonts(value, factor)
 
 
+_RGB_RANGE = {"rgb": 3, "rgba": 4, "rgba256": 4}
+
+
+def _png_data_uri(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image_as_png(trace: Any) -> None:
+    """Replace an image trace's pixel array ``z`` by a PNG ``source``, in place.
+
+    Plotly sends ``z`` as JSON numbers (a 443 x 360 photo is megabytes); the same picture as PNG
+    is a few kilobytes, and plotly.js draws a ``source`` image with sharp pixels (``zsmooth``
+    false), so small inputs enlarged on screen stay crisp. RGB(A) images only; ``zmin``/``zmax``
+    are applied as plotly.js would (default 0-255, alpha 0-1).
+    """
+    if trace.type != "image" or trace.z is None:
+        return
+    model = trace.colormodel or "rgb"
+    if model not in _RGB_RANGE:
+        return
+    z = np.asarray(trace.z, dtype=np.float64)
+    if z.ndim != 3 or z.shape[2] not in (3, 4) or not np.isfinite(z).all():
+        return
+    channels = z.shape[2]
+    default_max = [255.0, 255.0, 255.0, 1.0 if model == "rgba" else 255.0][:channels]
+    low = np.asarray(trace.zmin if trace.zmin is not None else [0.0] * channels, dtype=np.float64)
+    high = np.asarray(trace.zmax if trace.zmax is not None else default_max, dtype=np.float64)
+    low, high = low[:channels], high[:channels]
+    span = np.where(high > low, high - low, 1.0)
+    pixels = np.clip(np.rint((z - low) / span * 255.0), 0, 255).astype(np.uint8)
+    hover = trace.hovertemplate
+    trace.update(z=None, zmin=None, zmax=None, colormodel=None, source=_png_data_uri(pixels))
+    if hover and "%{z" in hover:
+        trace.hovertemplate = hover.replace("%{z}", "%{color}")
+
+
 def for_screen(figure: go.Figure, factor: float = 1.4) -> go.Figure:
-    """A copy of a print-sized figure enlarged for a screen: type, size and margins times ``factor``.
+    """A copy of a print-sized figure made for a screen: enlarged, and its pictures sent as PNG.
 
     The figure builders draw at paper sizes (3.5 in wide, 7-9 pt type), which reads small in a
-    browser. The copy keeps every proportion; the original (the one to export) is unchanged.
+    browser: type, size and margins are multiplied by ``factor``, keeping every proportion.
+    Image traces carry their pixels as PNG (:func:`_image_as_png`), not as JSON arrays. The
+    original (the one to export, whose data file holds the pixel values) is unchanged.
     """
-    data = figure.to_plotly_json()
+    screen = go.Figure(figure)
+    for trace in [*screen.data, *(t for frame in screen.frames for t in frame.data)]:
+        _image_as_png(trace)
+    data = screen.to_plotly_json()
     _scale_fonts(data, factor)
     layout = data.setdefault("layout", {})
     for name in ("width", "height"):
@@ -110,27 +167,30 @@ def _screen_size(figure: go.Figure) -> dict[str, Any]:
 
 
 def figure_image_file(
-    figure: go.Figure, name: str, file_format: str = "png", dpi: float = 200
+    figure: go.Figure,
+    name: str,
+    file_format: str = "png",
+    dpi: float = 200,
+    provenance: Provenance | None = None,
 ) -> DownloadFile:
-    """One figure as an image file (PNG, SVG or PDF through Chromium; HTML without a browser).
+    """One figure as an image file (PNG, SVG or PDF through Chromium; HTML without a browser),
+    with ``provenance`` inside it.
 
     Raises:
         crmn_viz.figures.FigureExportError: no Chrome/Chromium for PNG/SVG/PDF.
     """
     stem = safe_figure_name(name)
-    item = FigureExport(stem, figure, **_screen_size(figure))
-    with tempfile.TemporaryDirectory(prefix="crmn-viz-figure-") as folder:
-        (path,) = export_figures([item], folder, formats=(file_format,), dpi=dpi)
-        return DownloadFile(path.name, path.read_bytes(), MIME_TYPES[file_format])
+    content = export_figure_bytes(
+        figure, file_format, dpi=dpi, provenance=provenance, name=stem, **_screen_size(figure)
+    )
+    return DownloadFile(f"{stem}.{file_format}", content, MIME_TYPES[file_format])
 
 
-def figure_data_file(figure: go.Figure, name: str, data: Mapping[str, Any]) -> DownloadFile:
+def figure_data_file(name: str, data: Mapping[str, Any]) -> DownloadFile:
     """The numbers behind a figure, as the exporter writes them: ``name.data.csv`` or ``.npz``."""
     stem = safe_figure_name(name)
-    with tempfile.TemporaryDirectory(prefix="crmn-viz-data-") as folder:
-        written = export_figures([FigureExport(stem, figure, data=data)], folder, formats=("json",))
-        data_path = next(path for path in written if ".data." in path.name)
-        return DownloadFile(data_path.name, data_path.read_bytes(), MIME_TYPES[data_path.suffix.lstrip(".")])
+    extension, content = figure_data_bytes(data, stem)
+    return DownloadFile(f"{stem}.data.{extension}", content, MIME_TYPES[extension])
 
 
 def export_bundle(
@@ -146,7 +206,8 @@ def export_bundle(
 
     Every figure gets :func:`crmn_viz.figures.apply_paper_style` (one or two columns), then
     :func:`crmn_viz.figures.export_figures` writes each format, plus ``name.data.csv``/``.npz``
-    and ``name.meta.json`` beside it when ``include_data`` and the figure has data.
+    and ``name.meta.json`` beside it when ``include_data`` and the figure has data. A figure's
+    provenance goes inside each of its files and into its ``name.meta.json``.
 
     Args:
         items: the figures (names must be unique).
@@ -180,6 +241,7 @@ def export_bundle(
             safe_figure_name(item.name),
             apply_paper_style(item.figure, columns=columns, keep_title=keep_title),
             data=item.data if include_data and item.data else None,
+            provenance=item.provenance,
         )
         for item in items
     ]

@@ -16,20 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from crmn_viz.images import ImageLimits, ImageSource, load_image
+from crmn_viz.images import ImageLimits, ImageSource, encode_png, load_image
+from crmn_viz.provenance import ImageRecord
 
 __all__ = ["MAX_SIDE", "SelectedImage", "decode_images", "encode_png", "images_digest"]
 
 MAX_SIDE = 1024
 """Pictures larger than this (pixels, longer side) are downscaled on arrival: the networks see
 at most 80 x 80 and the face detector works below 1024 px, so nothing is lost but time."""
-
-
-def encode_png(image: Image.Image) -> bytes:
-    """Canonical PNG bytes of an RGB picture (no metadata, fixed compression)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -42,6 +36,8 @@ class SelectedImage:
         source: ``"upload"``, ``"gallery"`` or ``"camera"``.
         label: the true class or person when known (gallery images).
         keypoints: ground-truth keypoints [K, 2] in pixels of this picture, when known.
+        file_sha256: SHA-256 (hex) of the file's bytes as uploaded or read from disk (what a
+            figure's provenance names); None when the picture came from memory.
     """
 
     name: str
@@ -49,6 +45,7 @@ class SelectedImage:
     source: str = "upload"
     label: str | None = None
     keypoints: np.ndarray | None = field(default=None, repr=False, compare=False)
+    file_sha256: str | None = None
 
     @classmethod
     def from_source(
@@ -65,14 +62,19 @@ class SelectedImage:
 
         Pictures wider or taller than :data:`MAX_SIDE` are downscaled (keypoints with them).
         """
-        picture = load_image(source_data, limits=limits)
+        picture = load_image(source_data, limits=limits)  # refuses what is too big before hashing
+        file_sha256 = None
+        if isinstance(source_data, (bytes, bytearray, memoryview)):
+            file_sha256 = hashlib.sha256(source_data).hexdigest()
+        elif isinstance(source_data, (str, Path)):
+            file_sha256 = hashlib.sha256(Path(source_data).read_bytes()).hexdigest()
         scale = MAX_SIDE / max(picture.size)
         if scale < 1.0:
             size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
             picture = picture.resize(size, Image.Resampling.LANCZOS)
             if keypoints is not None:
                 keypoints = (np.asarray(keypoints, dtype=np.float64) + 0.5) * scale - 0.5
-        return cls(name, encode_png(picture), source, label, keypoints)
+        return cls(name, encode_png(picture), source, label, keypoints, file_sha256)
 
     @classmethod
     def from_bytes(
@@ -99,6 +101,14 @@ class SelectedImage:
     def digest(self) -> str:
         """SHA-256 of the PNG bytes (hex, first 16 characters)."""
         return hashlib.sha256(self.png).hexdigest()[:16]
+
+    @property
+    def record(self) -> ImageRecord:
+        """The image as a figure's provenance names it: its name and its file's SHA-256.
+
+        A picture that came from memory (no file) is named by the digest of its canonical PNG.
+        """
+        return ImageRecord(self.name, self.file_sha256 or hashlib.sha256(self.png).hexdigest())
 
     def image(self) -> Image.Image:
         """The decoded RGB picture."""

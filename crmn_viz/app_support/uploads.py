@@ -6,6 +6,7 @@ bytes)`` pairs and gets back images, models, or an error whose message can be sh
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -162,5 +163,7 @@ def load_checkpoint_upload(
         base = Path(folder) / "checkpoint"
         base.with_suffix(".safetensors").write_bytes(weights)
         base.with_suffix(".json").write_bytes(card)
-        model = load(base, device=device)
-    return UploadedCheckpoint(model, checkpoint_display_name(files))
+        model = load(base, device=device, max_bytes=max_bytes)
+    name = checkpoint_display_name(files)
+    model.checkpoint = dataclasses.replace(model.checkpoint, name=name)  # type: ignore[attr-defined]
+    return UploadedCheckpoint(model, name)

@@ -23,12 +23,10 @@ import socket
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets as tv_datasets
-from torchvision.transforms import v2
 
 from crmn_viz.data.data_root import DatasetNotFoundError, resolve_data_dir
 from crmn_viz.data.faces import FaceCropTransform, Faces68Dataset, KeypointAugmentation
@@ -39,6 +37,9 @@ from crmn_viz.data.jpeg_archive import (
     DirectoryMemberReader,
     ZipMemberReader,
 )
+
+if TYPE_CHECKING:  # torchvision (about 2 s to import) is imported where a dataset is built
+    from torchvision import datasets as tv_datasets
 
 CIFAR10_ZIP_NAME = "cifar10-jpeg.zip"
 CIFAR10_FOLDER_NAME = "cifar10-jpeg"
@@ -80,6 +81,8 @@ def classification_transform(
         resize_to: first resize the short side to this and centre-crop ``size`` (image folders).
         normalize: apply mean/std; False leaves values in ``[0, 1]``.
     """
+    from torchvision.transforms import v2
+
     steps: list[Callable[..., Any]] = [v2.ToImage()]
     if resize_to is not None:
         steps += [v2.Resize(resize_to, antialias=True), v2.CenterCrop(size)]
@@ -176,6 +179,8 @@ def build_dataset(
         DatasetNotFoundError: the files are missing (and not downloaded).
         ValueError: unknown name/split, or an option the dataset does not support.
     """
+    from torchvision import datasets as tv_datasets
+
     key = name.lower()
     if key not in list_datasets():
         raise ValueError(f"Unknown dataset {name!r}; choose one of {list_datasets()}")
@@ -294,4 +299,6 @@ def _build_imagefolder(
         resize_to=side,
         normalize=normalize,
     )
+    from torchvision import datasets as tv_datasets
+
     return tv_datasets.ImageFolder(str(root), transform=transform)

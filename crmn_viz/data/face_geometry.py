@@ -65,6 +65,11 @@ class FaceBox(NamedTuple):
         """Box centre ``(x, y)`` in image pixels."""
         return (self.left + self.side / 2, self.top + self.side / 2)
 
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        """The box as ``(x0, y0, x1, y1)`` in image pixels."""
+        return (self.left, self.top, self.left + self.side, self.top + self.side)
+
 
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     if isinstance(size, int):

@@ -26,9 +26,12 @@ from crmn_viz.figures.export import (
     FigureExportError,
     browser_available,
     export_figure,
+    export_figure_bytes,
     export_figures,
+    figure_data_bytes,
     find_browser,
 )
+from crmn_viz.figures.file_metadata import read_provenance
 from crmn_viz.figures.memory import (
     plot_cell_state,
     plot_gate_comparison,
@@ -84,8 +87,10 @@ __all__ = [
     "context_reach_masks",
     "draw_keypoints",
     "export_figure",
+    "export_figure_bytes",
     "export_figures",
     "figure_data",
+    "figure_data_bytes",
     "find_browser",
     "paper_template",
     "plot_attribution_overlay",
@@ -105,6 +110,7 @@ __all__ = [
     "plot_stream_norms",
     "plot_sweep_maps",
     "pt_to_px",
+    "read_provenance",
     "register_paper_template",
     "symmetric_range",
 ]

@@ -59,6 +59,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from crmn_viz.figures.file_metadata import embed_provenance
 from crmn_viz.figures.theme import (
     CSS_PIXELS_PER_INCH,
     POINTS_PER_INCH,
@@ -66,6 +67,7 @@ from crmn_viz.figures.theme import (
     default_height_in,
 )
 from crmn_viz.limits import LIMITS, Limits
+from crmn_viz.provenance import Provenance
 
 __all__ = [
     "BROWSER_FORMATS",
@@ -74,7 +76,9 @@ __all__ = [
     "FigureExportError",
     "browser_available",
     "export_figure",
+    "export_figure_bytes",
     "export_figures",
+    "figure_data_bytes",
     "find_browser",
 ]
 
@@ -116,6 +120,8 @@ class FigureExport:
         width_in: Printed width in inches (overrides ``columns``).
         height_in: Printed height in inches.
         metadata: Extra JSON-serialisable facts for the ``.meta.json`` sidecar.
+        provenance: What made the figure (checkpoint, weights digest, images, settings), written
+            inside every figure file and into the ``.meta.json`` sidecar.
     """
 
     name: str
@@ -125,18 +131,30 @@ class FigureExport:
     width_in: float | None = None
     height_in: float | None = None
     metadata: Mapping[str, Any] | None = field(default=None)
+    provenance: Provenance | None = None
 
 
 @dataclass
 class _RenderJob:
     figure_dict: dict
-    path: Path
+    file_name: str
     file_format: str
     width_px: float
     height_px: float
     width_in: float
     height_in: float
     dpi: float
+    result: bytes | None = None
+
+
+@dataclass
+class _RenderedFigure:
+    """One figure drawn in every asked format: ``files`` maps a format to the file's bytes."""
+
+    item: FigureExport
+    width_in: float
+    height_in: float
+    files: dict[str, bytes]
 
 
 # --------------------------------------------------------------------------- public API
@@ -152,6 +170,7 @@ def export_figure(
     height_in: float | None = None,
     data: FigureData | None = None,
     metadata: Mapping[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> Path:
     """Write one figure to ``path``, in the format its extension names, at its printed size.
 
@@ -169,7 +188,9 @@ def export_figure(
             mapping of arrays to ``<stem>.data.npz``. A ``<stem>.meta.json``
             sidecar describes them.
         metadata: Extra JSON-serialisable facts for the sidecar (written when
-            ``data`` or ``metadata`` is given).
+            ``data``, ``metadata`` or ``provenance`` is given).
+        provenance: What made the figure; written inside the file (PDF document information,
+            SVG ``<metadata>``, PNG text chunks, HTML ``<meta>``) and into the sidecar.
 
     Returns:
         The path of the figure file.
@@ -195,9 +216,61 @@ def export_figure(
         width_in=width_in,
         height_in=height_in,
         metadata=metadata,
+        provenance=provenance,
     )
     written = _export_items([item], target.parent, [file_format], dpi)
     return written[0]
+
+
+def export_figure_bytes(
+    fig: go.Figure | dict,
+    file_format: str = "png",
+    *,
+    dpi: float = 300,
+    columns: int | None = None,
+    width_in: float | None = None,
+    height_in: float | None = None,
+    provenance: Provenance | None = None,
+    name: str = "figure",
+) -> bytes:
+    """One figure as the bytes of a file in ``file_format``, without touching the disk.
+
+    The same drawing, sizes and embedded provenance as :func:`export_figure`; ``name`` is
+    the figure's name inside the file (the PDF/SVG/HTML title).
+
+    Raises:
+        ValueError: Unsupported format or bad size or dpi.
+        FigureExportError: as :func:`export_figure`.
+    """
+    normalised = file_format.lower().lstrip(".")
+    if normalised not in SUPPORTED_FORMATS:
+        raise ValueError(f"Unsupported format {file_format!r}; choose from {', '.join(SUPPORTED_FORMATS)}.")
+    _check_dpi(dpi)
+    item = FigureExport(
+        name=name if _SAFE_NAME.match(name) else "figure",
+        figure=fig,
+        columns=columns,
+        width_in=width_in,
+        height_in=height_in,
+        provenance=provenance,
+    )
+    (rendered,) = _render_items([item], [normalised], dpi)
+    return rendered.files[normalised]
+
+
+def figure_data_bytes(data: FigureData, name: str = "figure") -> tuple[str, bytes]:
+    """The numbers behind a figure as the data file :func:`export_figure` writes beside it.
+
+    Returns:
+        ``(extension, content)``: ``"csv"`` for equal-length 1-D columns or a DataFrame,
+        else ``"npz"``.
+
+    Raises:
+        ValueError: unusable ``data``.
+    """
+    _validate_data(data, name)
+    extension, content, _ = _encode_data(data)
+    return extension, content
 
 
 def export_figures(
@@ -362,10 +435,10 @@ def _figure_size_in(
     return float(width_in), float(height_in)
 
 
-def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], dpi: float) -> list[Path]:
+def _render_items(items: list[FigureExport], formats: list[str], dpi: float) -> list[_RenderedFigure]:
+    """Draw every figure in every format (one browser session), with provenance embedded."""
     browser_jobs: list[_RenderJob] = []
-    written: list[Path] = []
-    planned: list[tuple[FigureExport, go.Figure, list[Path], float, float]] = []
+    planned: list[tuple[FigureExport, go.Figure, float, float, list[_RenderJob]]] = []
     for item in items:
         with _FIGURE_COPY_LOCK:  # plotly's copy of a shared figure is not thread safe
             figure = go.Figure(item.figure)
@@ -375,37 +448,56 @@ def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], 
         )
         if item.data is not None:
             _validate_data(item.data, item.name)
-        item_paths = [out_dir / f"{item.name}.{file_format}" for file_format in formats]
         if "png" in formats:
             _check_png_pixels(item.name, width_in, height_in, dpi)
-        planned.append((item, figure, item_paths, width_in, height_in))
-        browser_jobs.extend(
+        jobs = [
             _RenderJob(
                 figure_dict=figure.to_dict(),
-                path=path,
-                file_format=path.suffix.lstrip("."),
+                file_name=f"{item.name}.{file_format}",
+                file_format=file_format,
                 width_px=width_in * CSS_PIXELS_PER_INCH,
                 height_px=height_in * CSS_PIXELS_PER_INCH,
                 width_in=width_in,
                 height_in=height_in,
                 dpi=dpi,
             )
-            for path in item_paths
-            if path.suffix.lstrip(".") in BROWSER_FORMATS
-        )
-
-    out_dir.mkdir(parents=True, exist_ok=True)  # only once every size has passed its checks
+            for file_format in formats
+            if file_format in BROWSER_FORMATS
+        ]
+        browser_jobs.extend(jobs)
+        planned.append((item, figure, width_in, height_in, jobs))
     if browser_jobs:
         _render_in_one_browser_session(browser_jobs)
-    for item, figure, item_paths, width_in, height_in in planned:
-        for path in item_paths:
-            if path.suffix == ".html":
-                _write_atomically(path, _figure_html(figure).encode("utf-8"))
-            elif path.suffix == ".json":
-                _write_atomically(path, pio.to_json(figure, pretty=False).encode("utf-8"))
+    rendered: list[_RenderedFigure] = []
+    for item, figure, width_in, height_in, jobs in planned:
+        drawn = {job.file_format: job.result for job in jobs}
+        files: dict[str, bytes] = {}
+        for file_format in formats:
+            if file_format == "html":
+                content = _figure_html(figure).encode("utf-8")
+            elif file_format == "json":
+                content = pio.to_json(figure, pretty=False).encode("utf-8")
+            else:
+                content = drawn[file_format] or b""
+            if item.provenance is not None:
+                content = embed_provenance(content, file_format, item.provenance, item.name)
+            files[file_format] = content
+        rendered.append(_RenderedFigure(item, width_in, height_in, files))
+    return rendered
+
+
+def _export_items(items: list[FigureExport], out_dir: Path, formats: list[str], dpi: float) -> list[Path]:
+    rendered = _render_items(items, formats, dpi)  # every size is checked before a folder is made
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for figure in rendered:
+        item_paths = [out_dir / f"{figure.item.name}.{file_format}" for file_format in formats]
+        for path, file_format in zip(item_paths, formats):
+            _write_atomically(path, figure.files[file_format])
         written.extend(item_paths)
-        if item.data is not None or item.metadata:
-            written.extend(_write_sidecars(item, out_dir, item_paths, width_in, height_in, dpi))
+        item = figure.item
+        if item.data is not None or item.metadata or item.provenance is not None:
+            written.extend(_write_sidecars(item, out_dir, item_paths, figure.width_in, figure.height_in, dpi))
     return written
 
 
@@ -476,9 +568,9 @@ def _render_in_one_browser_session(jobs: list[_RenderJob]) -> None:
                     rendered = await session.calc_fig(job.figure_dict, opts=opts)
                 except Exception as exc:
                     raise FigureExportError(
-                        f"Rendering {job.path.name} failed ({type(exc).__name__}: {exc or 'timed out'})."
+                        f"Rendering {job.file_name} failed ({type(exc).__name__}: {exc or 'timed out'})."
                     ) from exc
-                _write_atomically(job.path, _finish_rendered_file(rendered, job))
+                job.result = _finish_rendered_file(rendered, job)
         finally:
             await session.close()
 
@@ -633,30 +725,30 @@ def _validate_data(data: Any, name: str) -> None:
             )
 
 
-def _write_data(data: Any, stem: Path) -> tuple[Path, dict[str, Any]]:
+def _encode_data(data: Any) -> tuple[str, bytes, dict[str, Any]]:
+    """``(extension, file content, description)`` of the data file for ``data``."""
     if _is_dataframe(data):
-        path = stem.with_name(stem.name + ".data.csv")
         keep_index = type(data.index).__name__ != "RangeIndex"
-        _write_atomically(path, data.to_csv(index=keep_index).encode("utf-8"))
         description = {"columns": [str(column) for column in data.columns], "rows": len(data)}
-        return path, {"kind": "csv", **description}
+        return "csv", data.to_csv(index=keep_index).encode("utf-8"), {"kind": "csv", **description}
     columns = _as_columns(data)
     if columns is not None:
-        path = stem.with_name(stem.name + ".data.csv")
-        _write_atomically(path, _columns_to_csv(columns).encode("utf-8"))
         rows = next(iter(columns.values())).shape[0]
         dtypes = {key: str(column.dtype) for key, column in columns.items()}
-        return path, {"kind": "csv", "columns": list(columns), "rows": rows, "dtypes": dtypes}
+        description = {"kind": "csv", "columns": list(columns), "rows": rows, "dtypes": dtypes}
+        return "csv", _columns_to_csv(columns).encode("utf-8"), description
     arrays = {str(key): np.asarray(value) for key, value in data.items()}
-    path = stem.with_name(stem.name + ".data.npz")
-    with tempfile.NamedTemporaryFile(
-        dir=stem.parent, prefix=f".{path.name}.", suffix=".npz", delete=False
-    ) as stream:
-        np.savez_compressed(stream, **arrays)
-        temporary = Path(stream.name)
-    os.replace(temporary, path)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
     shapes = {key: {"shape": list(array.shape), "dtype": str(array.dtype)} for key, array in arrays.items()}
-    return path, {"kind": "npz", "arrays": shapes}
+    return "npz", buffer.getvalue(), {"kind": "npz", "arrays": shapes}
+
+
+def _write_data(data: Any, stem: Path) -> tuple[Path, dict[str, Any]]:
+    extension, content, description = _encode_data(data)
+    path = stem.with_name(f"{stem.name}.data.{extension}")
+    _write_atomically(path, content)
+    return path, description
 
 
 def _columns_to_csv(columns: dict[str, np.ndarray]) -> str:
@@ -707,6 +799,8 @@ def _write_sidecars(
         description["data"] = data_description
     if item.metadata:
         description["metadata"] = dict(item.metadata)
+    if item.provenance is not None:
+        description["provenance"] = item.provenance.to_dict()
     description["software"] = {
         name: version for name in ("crmn_viz", "plotly", "kaleido") if (version := _package_version(name))
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 
@@ -21,10 +21,34 @@ from crmn_viz.figures.theme import (
     inches_to_px,
 )
 
-__all__ = ["finish_figure", "image_figure_height_in", "image_pixel_axes", "legend_rows", "line_style"]
+__all__ = [
+    "add_meta",
+    "finish_figure",
+    "image_figure_height_in",
+    "image_pixel_axes",
+    "legend_rows",
+    "line_style",
+]
 
 _LINE_DASHES = ("solid", "dash", "dot", "dashdot")
 _LEGEND_ROW_PX = 19
+
+
+def add_meta(fig: go.Figure, **entries: Any) -> None:
+    """Record numbers a figure stands for in ``fig.layout.meta`` (a dict), keeping what is there.
+
+    Builders keep here what the data file (:func:`crmn_viz.figures.data.figure_data`, keys
+    ``"layout.meta.<name>"``) must hold but no trace draws: keypoint coordinates, NME, full
+    probability matrices, axis labels. Values must be JSON-friendly (numbers, strings,
+    nested lists of them, dicts); ``None`` entries are left out.
+
+    Args:
+        fig: The figure to change in place.
+        **entries: Name -> value.
+    """
+    meta = dict(fig.layout.meta) if isinstance(fig.layout.meta, dict) else {}
+    meta.update({name: value for name, value in entries.items() if value is not None})
+    fig.layout.meta = meta
 
 
 def finish_figure(

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from crmn_viz.figures.arrays import check_index, rgba, to_numpy
-from crmn_viz.figures.layout import finish_figure, legend_rows, line_style
+from crmn_viz.figures.layout import add_meta, finish_figure, legend_rows, line_style
 from crmn_viz.figures.theme import (
     DIVERGING_COLORSCALE,
     OKABE_ITO,
@@ -113,6 +113,11 @@ def lstm_quantity(trace: TraceLike, quantity: str, image_index: int = 0) -> np.n
     return values[check_index(image_index, values.shape[0], "image_index")]
 
 
+def _image_position(trace: TraceLike, quantity: str, image_index: int) -> int:
+    """The non-negative batch position of ``image_index`` (for the figure's meta)."""
+    return check_index(image_index, len(trace[f"lstm.{_quantity(quantity)}"]), "image_index")
+
+
 def _select_units(units: Sequence[int] | np.ndarray | None, hidden: int) -> np.ndarray:
     if units is None:
         return np.arange(hidden)
@@ -175,7 +180,10 @@ def style_block_axis(
 
     Steps must be drawn at x = 0 .. T-1. Boundaries are dotted vertical lines half
     way between the last block of a stage and the first of the next; with
-    ``label_stages`` each stage is named above the plot ("stage 1" ...).
+    ``label_stages`` each stage is named above the plot ("stage 1" ...). The label of
+    every step (``"block k"``, also where a tick is skipped) and its 0-based stage are
+    kept in ``fig.layout.meta["block_labels"]`` and ``["stages"]``, so the figure's data
+    file names every column.
 
     Args:
         fig: The figure to change in place.
@@ -187,9 +195,10 @@ def style_block_axis(
         title: Axis title (``None`` leaves it alone).
         boundary_colour: Colour of the stage boundaries (white reads best on viridis).
     """
-    stages = list(crmn_stages(num_steps) if stages is None else stages)
+    stages = [int(stage) for stage in (crmn_stages(num_steps) if stages is None else stages)]
     if len(stages) != num_steps:
         raise ValueError(f"stages needs one entry per step ({num_steps}), got {len(stages)}")
+    add_meta(fig, block_labels=[f"block {k}" for k in range(num_steps)], stages=stages)
     stride = max(1, int(np.ceil(num_steps / 12)))
     ticks = list(range(0, num_steps, stride))
     where = {} if row is None else {"row": row, "col": col}
@@ -276,6 +285,8 @@ def plot_gate_heatmap(
     Returns:
         A figure with one ``go.Heatmap`` whose ``z`` is ``trace["lstm.<gate>"][image,
         :, units].T`` ([units, steps]) and whose ``y`` are the unit ids as categories.
+        ``fig.layout.meta`` holds ``quantity``, ``image_index``, ``units`` (the row
+        labels as ints), ``block_labels`` and ``stages`` (one per column).
     """
     quantity = _quantity(gate)
     values = lstm_quantity(trace, quantity, image_index)
@@ -296,6 +307,12 @@ def plot_gate_heatmap(
     fig.update_yaxes(type="category", title_text="memory unit", showline=False, ticks="outside")
     fig.update_xaxes(showline=False)
     style_block_axis(fig, steps, boundary_colour=_boundary_colour_for(quantity, values))
+    add_meta(
+        fig,
+        quantity=quantity,
+        image_index=_image_position(trace, quantity, image_index),
+        units=[int(unit) for unit in unit_ids],
+    )
     return finish_figure(fig, columns, height_in, 2.5)
 
 
@@ -327,6 +344,8 @@ def plot_gate_trajectories(
         A figure with, per quantity, a band trace (``"<label> ±1 std"``), a mean line
         (named after the quantity, y = mean over units per step) and one thin line
         per selected unit. The y axis is fixed to 0..1 when only [0, 1] gates are shown.
+        ``fig.layout.meta`` holds ``quantities``, ``image_index``, ``units`` (when given),
+        ``block_labels`` and ``stages``.
     """
     if not gates:
         raise ValueError("gates must name at least one LSTM quantity")
@@ -374,6 +393,12 @@ def plot_gate_trajectories(
     fig.update_yaxes(title_text=y_title, **({"range": [0, 1]} if all_in_unit_interval else {}))
     labels = [LSTM_QUANTITY_LABELS[_quantity(gate)] for gate in gates]
     style_block_axis(fig, steps)
+    add_meta(
+        fig,
+        quantities=[_quantity(gate) for gate in gates],
+        image_index=_image_position(trace, gates[0], image_index),
+        units=None if units is None else [int(unit) for unit in np.asarray(units).reshape(-1)],
+    )
     return finish_figure(fig, columns, height_in, 2.5, legend_lines=legend_rows(labels, columns))
 
 
@@ -399,7 +424,9 @@ def plot_cell_state(
         height_in: Printed height in inches (default: 2.5).
 
     Returns:
-        A figure of line traces (one per unit drawn, then ``"mean over units"``).
+        A figure of line traces (one per unit drawn, then ``"mean over units"``);
+        ``fig.layout.meta`` holds ``image_index``, ``units`` (when given),
+        ``block_labels`` and ``stages``.
     """
     values = lstm_quantity(trace, "cell", image_index)
     steps, hidden = values.shape
@@ -448,6 +475,11 @@ def plot_cell_state(
     fig.update_yaxes(title_text="cell state c")
     names = [trace.name for trace in fig.data if trace.showlegend is not False]
     style_block_axis(fig, steps)
+    add_meta(
+        fig,
+        image_index=_image_position(trace, "cell", image_index),
+        units=None if units is None else [int(unit) for unit in np.asarray(units).reshape(-1)],
+    )
     return finish_figure(fig, columns, height_in, 2.5, legend_lines=legend_rows(names, columns))
 
 
@@ -485,6 +517,8 @@ def plot_memory_animation(
     Returns:
         A figure with four bar traces (i, f, o on the top axes, c on the bottom axes)
         showing block 0, ``T`` frames named ``"block k"``, a slider and play/pause buttons.
+        ``fig.layout.meta`` holds ``stages``, ``units`` (the bars' unit ids),
+        ``block_labels`` (the frame names) and ``image_index``.
     """
     values = {q: lstm_quantity(trace, q, image_index) for q in (*_LOGISTIC_GATES, "cell")}
     steps, hidden = values["cell"].shape
@@ -578,7 +612,12 @@ def plot_memory_animation(
                 ],
             }
         ],
-        meta={"stages": stages, "units": unit_ids.tolist()},
+        meta={
+            "stages": stages,
+            "units": unit_ids.tolist(),
+            "block_labels": frame_names,
+            "image_index": _image_position(trace, "cell", image_index),
+        },
     )
     fig.update_yaxes(title_text="gate value", range=[-1, 1] if gates_signed else [0, 1], row=1, col=1)
     pad = 0.05 * (cell_high - cell_low)
@@ -617,7 +656,9 @@ def plot_gate_comparison(
         height_in: Printed height in inches (default: 2.6).
 
     Returns:
-        A figure with two heatmaps (named after ``labels``) on one shared colour axis.
+        A figure with two heatmaps (named after ``labels``) on one shared colour axis;
+        ``fig.layout.meta`` holds ``quantity``, ``labels``, ``image_indices``, ``units``,
+        ``block_labels`` and ``stages``.
     """
     quantity = _quantity(gate)
     left = lstm_quantity(trace_a, quantity, image_indices[0])
@@ -660,6 +701,16 @@ def plot_gate_comparison(
     fig.update_yaxes(type="category", showline=False)
     fig.update_yaxes(title_text="memory unit", row=1, col=1)
     fig.update_xaxes(showline=False)
+    add_meta(
+        fig,
+        quantity=quantity,
+        labels=[str(label) for label in labels],
+        image_indices=[
+            _image_position(trace_a, quantity, image_indices[0]),
+            _image_position(trace_b, quantity, image_indices[1]),
+        ],
+        units=[int(unit) for unit in unit_ids],
+    )
     return finish_figure(fig, columns, height_in, 2.6)
 
 
@@ -693,7 +744,8 @@ def plot_gate_statistics(
 
     Returns:
         A figure with, per class, an optional band and a line named after the class
-        whose y is ``stats_means[class].mean(axis=-1)``.
+        whose y is ``stats_means[class].mean(axis=-1)``; ``fig.layout.meta`` holds
+        ``quantity``, ``class_names``, ``block_labels`` and ``stages``.
     """
     quantity = _quantity(gate)
     means = to_numpy(stats_means)
@@ -733,5 +785,6 @@ def plot_gate_statistics(
     )
     fig.update_yaxes(title_text=f"{label} (mean over units)", **({"range": [0, 1]} if bounded else {}))
     style_block_axis(fig, steps)
+    add_meta(fig, quantity=quantity, class_names=[str(name) for name in class_names])
     rows = legend_rows([str(name) for name in class_names], columns)
     return finish_figure(fig, columns, height_in, 2.6, legend_lines=rows)

@@ -7,6 +7,11 @@
   precision; returns a new RGB array.
 * :func:`plot_keypoints`: that drawing as a Plotly figure, axes in image pixels.
 
+The drawings are pixels, so each figure also keeps the numbers it shows in
+``fig.layout.meta`` (see :func:`keypoint_summary`): the coordinates, the face boxes and the
+NME for keypoints, the target for attributions. :func:`crmn_viz.figures.figure_data`
+writes them to the figure's data file as ``"layout.meta.<name>"``.
+
 Keypoints are ``(x, y)`` in image pixels, with integer values on pixel centres (the
 NumPy/OpenCV convention used by :mod:`crmn_viz.data.face_geometry`). None of these runs
 a model.
@@ -21,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from crmn_viz.figures.arrays import as_rgb_uint8, rgba, to_numpy
-from crmn_viz.figures.layout import image_figure_height_in, image_pixel_axes
+from crmn_viz.figures.layout import add_meta, image_figure_height_in, image_pixel_axes
 from crmn_viz.figures.theme import (
     DIVERGING_COLORSCALE,
     OKABE_ITO,
@@ -33,12 +38,17 @@ from crmn_viz.figures.theme import (
 __all__ = [
     "FACE68_CLOSED_GROUPS",
     "FACE68_GROUPS",
+    "FACE_BOX_COLOUR",
     "GROUND_TRUTH_COLOUR",
+    "OUTER_EYE_CORNERS",
     "PREDICTION_COLOUR",
     "attribution_map",
     "draw_keypoints",
     "keypoint_axes",
+    "keypoint_boxes",
     "keypoint_image",
+    "keypoint_nme",
+    "keypoint_summary",
     "legend_entry",
     "plot_attribution_overlay",
     "plot_keypoints",
@@ -64,6 +74,12 @@ PREDICTION_COLOUR = OKABE_ITO["orange"]
 """Predicted keypoints (Okabe-Ito orange)."""
 GROUND_TRUTH_COLOUR = OKABE_ITO["sky_blue"]
 """Ground-truth keypoints (Okabe-Ito sky blue): tells apart from orange with any colour vision."""
+
+FACE_BOX_COLOUR = "#000000"
+"""Outline of the face boxes given to :func:`plot_keypoints` (dashed, thin)."""
+
+OUTER_EYE_CORNERS: tuple[int, int] = (36, 45)
+"""The 68-point indices whose distance normalises the 300-W NME (the outer eye corners)."""
 
 _SHIFT = 4  # OpenCV fixed-point bits: coordinates in 1/16 pixel
 _SUBPIXEL = 1 << _SHIFT
@@ -118,6 +134,8 @@ def plot_attribution_overlay(
     title: str | None = None,
     *,
     grey_background: bool = True,
+    target: str | int | None = None,
+    target_value: float | None = None,
     columns: Literal[1, 2] = 1,
     height_in: float | None = None,
 ) -> go.Figure:
@@ -140,12 +158,17 @@ def plot_attribution_overlay(
             (absolute values summed over channels, sequential scale).
         title: Optional figure title (kept when given).
         grey_background: Show the image as grey levels (luminance); ``False`` keeps colour.
+        target: What the attribution explains (a class name or index, a keypoint
+            coordinate, a gate unit ...); shown on hover and kept in the meta.
+        target_value: The model's output for that target on this image.
         columns: Printed width: 1 or 2 columns.
         height_in: Printed height in inches (default: fitted to the image's aspect).
 
     Returns:
         A figure with a ``go.Image`` and a ``go.Heatmap`` named ``"attribution"`` whose
-        ``z`` is the per-pixel attribution [H, W].
+        ``z`` is the per-pixel attribution [H, W]. ``fig.layout.meta`` holds ``signed``,
+        ``opacity``, ``target`` (as text) and ``target_value`` when given, and
+        ``attribution_shape`` ([h, w] of the map before it was resized to the image).
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
@@ -155,6 +178,7 @@ def plot_attribution_overlay(
         rgb = np.repeat(grey[..., None], 3, axis=-1)
     height, width = rgb.shape[:2]
     values = attribution_map(attribution, signed=signed)
+    original_shape = [int(size) for size in values.shape]
     if values.shape != (height, width):
         values = cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         values = values.astype(np.float64)
@@ -174,12 +198,21 @@ def plot_attribution_overlay(
             zmax=high,
             colorscale=scale,
             colorbar={"title": {"text": "attribution" if signed else "|attribution|", "side": "right"}},
-            hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>",
+            hovertemplate=("" if target is None else f"target {target}<br>")
+            + "x %{x}, y %{y}: %{z:.3g}<extra></extra>",
         )
     )
     image_pixel_axes(fig, height, width)
     if title:
         fig.update_layout(title_text=title)
+    add_meta(
+        fig,
+        signed=bool(signed),
+        opacity=float(opacity),
+        target=None if target is None else str(target),
+        target_value=None if target_value is None else float(target_value),
+        attribution_shape=original_shape,
+    )
     default = image_figure_height_in(
         columns, height, width, reserved_width_px=95, reserved_height_px=50 + (25 if title else 0)
     )
@@ -344,6 +377,100 @@ def legend_entry(name: str, colour: str) -> go.Scatter:
     )
 
 
+def keypoint_nme(predicted: Any, truth: Any) -> float:
+    """300-W normalised mean error of one face: mean_i ||p_i - t_i|| / ||t_36 - t_45||.
+
+    The same definition as :func:`crmn_viz.analysis.keypoint_evaluation.normalised_mean_error`
+    (computed here in numpy, float64). Non-finite points make the result NaN.
+
+    Args:
+        predicted: [68, 2] predicted points (x, y).
+        truth: [68, 2] true points, in the same pixels.
+
+    Returns:
+        The NME as a fraction (0.05 = 5%), or NaN when either face is not 68 points.
+    """
+    p, t = to_numpy(predicted), to_numpy(truth)
+    if p.shape != (68, 2) or t.shape != (68, 2):
+        return float("nan")
+    interocular = float(np.linalg.norm(t[OUTER_EYE_CORNERS[0]] - t[OUTER_EYE_CORNERS[1]]))
+    return float(np.linalg.norm(p - t, axis=-1).mean() / max(interocular, 1e-9))
+
+
+def keypoint_boxes(keypoints: Any) -> np.ndarray:
+    """Bounding box ``(x0, y0, x1, y1)`` of each face's finite points (the keypoints' box).
+
+    Args:
+        keypoints: One face [K, 2], several [N, K, 2] or a list of [K, 2] arrays.
+
+    Returns:
+        [N, 4] floats; NaN for a face without a finite point.
+    """
+    boxes = []
+    for face in _faces(keypoints):
+        finite = face[np.isfinite(face).all(axis=1)]
+        if finite.size:
+            boxes.append([*finite.min(axis=0).tolist(), *finite.max(axis=0).tolist()])
+        else:
+            boxes.append([float("nan")] * 4)
+    return np.array(boxes, dtype=float).reshape(-1, 4)
+
+
+def _face_lists(keypoints: Any) -> list[list[list[float]]] | None:
+    faces = _faces(keypoints)
+    return [face.astype(float).tolist() for face in faces] if faces else None
+
+
+def _given_boxes(boxes: Any) -> np.ndarray | None:
+    if boxes is None:
+        return None
+    array = to_numpy(boxes)
+    if array.size == 0:
+        return np.zeros((0, 4))
+    if array.shape == (4,):
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"boxes must be (x0, y0, x1, y1) or [N, 4], got shape {array.shape}")
+    return array
+
+
+def keypoint_summary(keypoints: Any, ground_truth: Any = None, boxes: Any = None) -> dict[str, Any]:
+    """The numbers a keypoint figure shows, as the JSON-friendly dict kept in ``layout.meta``.
+
+    Args:
+        keypoints: Predicted points: [K, 2], [N, K, 2] or a list of [K, 2] (image pixels).
+        ground_truth: True points in the same forms, or ``None``.
+        boxes: Face boxes ``(x0, y0, x1, y1)`` in image pixels, one per predicted face
+            (e.g. the detector's boxes), or ``None``.
+
+    Returns:
+        ``prediction`` ([N][K][2] x, y per point), ``prediction_boxes`` ([N][4], each
+        face's keypoint bounding box x0, y0, x1, y1); with ground truth also
+        ``ground_truth`` ([M][K][2]), ``ground_truth_boxes`` ([M][4]) and, for 68-point
+        faces, ``nme`` ([N]: each prediction's 300-W NME against the ground-truth face it
+        matches best, see :func:`keypoint_nme`) and ``nme_ground_truth_face`` ([N], which
+        one); with ``boxes`` also ``face_boxes`` ([N][4]). Absent parts are left out.
+    """
+    predicted = _faces(keypoints)
+    truth = _faces(ground_truth)
+    summary: dict[str, Any] = {
+        "prediction": _face_lists(predicted),
+        "prediction_boxes": keypoint_boxes(predicted).tolist() if predicted else None,
+    }
+    if truth:
+        summary["ground_truth"] = _face_lists(truth)
+        summary["ground_truth_boxes"] = keypoint_boxes(truth).tolist()
+        errors = np.array([[keypoint_nme(p, t) for t in truth] for p in predicted], dtype=float)
+        if predicted and np.isfinite(errors).any():
+            best = [int(np.nanargmin(row)) if np.isfinite(row).any() else -1 for row in errors]
+            summary["nme"] = [float(row[k]) if k >= 0 else float("nan") for row, k in zip(errors, best)]
+            summary["nme_ground_truth_face"] = best
+    given = _given_boxes(boxes)
+    if given is not None:
+        summary["face_boxes"] = given.tolist()
+    return {name: value for name, value in summary.items() if value is not None}
+
+
 def plot_keypoints(
     image: Any,
     keypoints_list: Any,
@@ -351,6 +478,7 @@ def plot_keypoints(
     *,
     upscale: int | None = None,
     radius: float | None = None,
+    boxes: Any = None,
     columns: Literal[1, 2] = 1,
     height_in: float | None = None,
 ) -> go.Figure:
@@ -368,13 +496,18 @@ def plot_keypoints(
             most 8).
         radius: Disc radius in *original* image pixels (default: 1% of the shorter
             side, but at least 1.5 enlarged pixels).
+        boxes: Face boxes ``(x0, y0, x1, y1)`` in image pixels (one per face, e.g. the
+            detector's or the crop's), drawn as thin dashed rectangles; default none.
         columns: Printed width: 1 or 2 columns.
         height_in: Printed height in inches (default: fitted to the image's aspect).
 
     Returns:
         A figure with one ``go.Image`` (the drawing, named ``"keypoints"``) and legend
-        entries ``"prediction"`` (and ``"ground truth"``).
+        entries ``"prediction"`` (and ``"ground truth"``). The numbers drawn are in
+        ``fig.layout.meta`` (:func:`keypoint_summary`: ``prediction``, ``ground_truth``,
+        their boxes, ``nme``, ``face_boxes``) together with ``upscale``.
     """
+    summary = keypoint_summary(keypoints_list, ground_truth, boxes)
     drawn, factor = keypoint_image(image, keypoints_list, ground_truth, upscale=upscale, radius=radius)
     height, width = drawn.shape[0] // factor, drawn.shape[1] // factor
     fig = go.Figure(
@@ -391,6 +524,20 @@ def plot_keypoints(
     fig.add_trace(legend_entry("prediction", PREDICTION_COLOUR))
     if ground_truth is not None:
         fig.add_trace(legend_entry("ground truth", GROUND_TRUTH_COLOUR))
+    for x0, y0, x1, y1 in summary.get("face_boxes", []):
+        fig.add_shape(
+            type="rect",
+            x0=x0,
+            y0=y0,
+            x1=x1,
+            y1=y1,
+            name="face box",
+            line={"color": FACE_BOX_COLOUR, "width": 1, "dash": "dash"},
+            fillcolor="rgba(0,0,0,0)",  # the template fills shapes
+            layer="above",
+            opacity=1,
+        )
+    add_meta(fig, **summary, upscale=int(factor))
     image_pixel_axes(fig, height, width)
     fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, showlegend=True)
     default = image_figure_height_in(columns, height, width, reserved_width_px=55, reserved_height_px=75)

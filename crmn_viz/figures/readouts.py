@@ -22,13 +22,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from crmn_viz.figures.arrays import to_numpy
-from crmn_viz.figures.layout import finish_figure, legend_rows, line_style
+from crmn_viz.figures.layout import add_meta, finish_figure, legend_rows, line_style
 from crmn_viz.figures.memory import style_block_axis
 from crmn_viz.figures.overlays import (
     GROUND_TRUTH_COLOUR,
     PREDICTION_COLOUR,
     keypoint_axes,
     keypoint_image,
+    keypoint_nme,
     legend_entry,
 )
 from crmn_viz.figures.theme import OKABE_ITO, apply_paper_style
@@ -66,7 +67,9 @@ def plot_stepwise_probabilities(
 
     Returns:
         A figure with ``top_k`` line traces named after the classes (y = probability
-        per step), most probable first.
+        per step), most probable first. ``fig.layout.meta`` holds the whole matrix
+        ``probabilities`` ([T][C], every class, so each row sums to 1), ``class_names``
+        ([C]), ``shown_classes`` (the column of each line), ``block_labels`` and ``stages``.
     """
     values = to_numpy(probabilities)
     if values.ndim != 2:
@@ -94,6 +97,12 @@ def plot_stepwise_probabilities(
         )
     fig.update_yaxes(title_text="probability (decoded after block)", range=[0, 1.02])
     style_block_axis(fig, steps, stages)
+    add_meta(
+        fig,
+        probabilities=values.tolist(),
+        class_names=[str(name) for name in class_names],
+        shown_classes=[int(index) for index in order],
+    )
     names = [str(class_names[index]) for index in order]
     return finish_figure(fig, columns, height_in, 2.6, legend_lines=legend_rows(names, columns))
 
@@ -135,6 +144,10 @@ def plot_stepwise_keypoints(
     Returns:
         A figure with one ``go.Image`` per panel, named ``"block k"`` (grid), or one
         image and frames named ``"block k"`` (slider), plus legend entries.
+        ``fig.layout.meta`` holds ``steps`` (the blocks shown, in order), ``prediction``
+        ([S][K][2]: the points drawn for each of them, image pixels), with ground truth
+        ``ground_truth`` ([K][2]) and, for 68 points, ``nme`` ([S]: the 300-W NME of each
+        step's points, see :func:`crmn_viz.figures.overlays.keypoint_nme`), and ``upscale``.
     """
     points = to_numpy(keypoints_per_step)
     if points.ndim != 3 or points.shape[-1] != 2:
@@ -148,6 +161,17 @@ def plot_stepwise_keypoints(
             raise ValueError(f"steps must be in 0..{count - 1}, got {list(steps)}")
     drawings = [keypoint_image(image, points[step], ground_truth, upscale=upscale) for step in chosen]
     factor = drawings[0][1]
+    truth = None if ground_truth is None else to_numpy(ground_truth)
+    if truth is not None and truth.ndim == 3 and truth.shape[0] == 1:
+        truth = truth[0]
+    scored = truth is not None and truth.shape == (68, 2) and points.shape[1] == 68
+    numbers: dict[str, Any] = {
+        "steps": chosen,
+        "prediction": points[chosen].tolist(),
+        "ground_truth": None if truth is None else truth.tolist(),
+        "nme": [keypoint_nme(points[step], truth) for step in chosen] if scored else None,
+        "upscale": int(factor),
+    }
     height, width = drawings[0][0].shape[0] // factor, drawings[0][0].shape[1] // factor
     placement = {"x0": -0.5 + 0.5 / factor, "dx": 1 / factor, "y0": -0.5 + 0.5 / factor, "dy": 1 / factor}
     hover = "x %{x:.1f}, y %{y:.1f}<extra></extra>"
@@ -178,6 +202,7 @@ def plot_stepwise_keypoints(
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
         fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.02, "yanchor": "top"}, showlegend=True)
+        add_meta(fig, **numbers)
         page_width = 3.5 if columns == 1 else 7.16
         default_height = rows * (page_width / per_row) * height / width + 0.35 * rows + 0.3
         return apply_paper_style(fig, columns=columns, height_in=height_in or default_height)
@@ -214,6 +239,7 @@ def plot_stepwise_keypoints(
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
         showlegend=True,
     )
+    add_meta(fig, **numbers)
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     keypoint_axes(fig, height, width)
     fig.update_xaxes(visible=False)

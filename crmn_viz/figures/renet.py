@@ -29,7 +29,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from crmn_viz.figures.arrays import as_rgb_uint8, check_index, to_numpy
-from crmn_viz.figures.layout import finish_figure, image_figure_height_in, image_pixel_axes, legend_rows
+from crmn_viz.figures.layout import (
+    add_meta,
+    finish_figure,
+    image_figure_height_in,
+    image_pixel_axes,
+    legend_rows,
+)
 from crmn_viz.figures.theme import DIVERGING_COLORSCALE, OKABE_ITO, symmetric_range
 
 __all__ = [
@@ -230,9 +236,12 @@ def plot_sweep_maps(
         ``"pca"``: four ``go.Image`` traces named after the directions with ``z`` in
         [0, 1] (``zmax`` = 1). ``"channels"``: one ``go.Heatmap`` per (direction,
         channel), named ``"<direction> ch <k>"``, ``z`` = the map [rows, cols].
+        ``fig.layout.meta`` holds ``layer``, ``image_index``, ``directions`` and
+        ``explained_variance_ratio`` (pca) or ``channels`` (channels).
     """
     maps = sweep_maps(trace, layer, image_index)
     depth, rows, cols = maps["vertical_fwd"].shape
+    image_position = check_index(image_index, len(trace[f"layers.{layer}.vertical_fwd"]), "image_index")
     if mode == "pca":
         rgb, explained = sweep_pca_rgb(maps)
         fig = _four_sweeps_grid(horizontal_spacing=0.08)
@@ -257,7 +266,12 @@ def plot_sweep_maps(
         fig.update_xaxes(title_text="patch column", row=2)
         fig.update_yaxes(title_text="patch row", col=1)
         fig.update_layout(
-            meta={"explained_variance_ratio": [round(float(v), 6) for v in explained], "layer": layer}
+            meta={
+                "explained_variance_ratio": [round(float(v), 6) for v in explained],
+                "layer": layer,
+                "image_index": image_position,
+                "directions": list(SWEEP_DIRECTIONS),
+            }
         )
         width = columns or 1
         default = image_figure_height_in(
@@ -311,6 +325,7 @@ def plot_sweep_maps(
             "colorbar": {"title": {"text": "hidden state", "side": "right"}, "thickness": 8},
         }
     )
+    add_meta(fig, layer=layer, image_index=image_position, directions=list(SWEEP_DIRECTIONS), channels=chosen)
     width = columns or 2
     panel_in = (3.5 if width == 1 else 7.16) * 0.85 / count * rows / cols
     return finish_figure(fig, width, height_in, min(8.5, max(2.2, 4 * panel_in + 0.5)))
@@ -365,7 +380,9 @@ def plot_patch_grid(
     Returns:
         A figure with one ``go.Image`` (axes in input pixels, pixel centres at integers),
         the grid as a path shape and the padding as a rectangle shape. The pixel size of
-        the layer's patches is in ``fig.layout.meta["patch_pixels"]``.
+        the layer's patches is in ``fig.layout.meta["patch_pixels"]``; the meta also holds
+        ``layer``, ``grid`` (rows, cols), ``grid_x`` and ``grid_y`` (the positions of the
+        drawn grid lines, in pixels), ``image_size`` and ``padded_size`` ([height, width]).
     """
     rgb = as_rgb_uint8(image)
     height, width = rgb.shape[:2]
@@ -401,7 +418,15 @@ def plot_patch_grid(
     fig.add_shape(type="path", path=path, line={"color": OKABE_ITO["yellow"], "width": 1}, **_OUTLINE)
     image_pixel_axes(fig, covered_h, covered_w)
     fig.update_layout(
-        meta={"layer": layer, "patch_pixels": [patch_h, patch_w], "grid": [rows, cols]},
+        meta={
+            "layer": layer,
+            "patch_pixels": [patch_h, patch_w],
+            "grid": [rows, cols],
+            "grid_x": xs,
+            "grid_y": ys,
+            "image_size": [height, width],
+            "padded_size": [covered_h, covered_w],
+        },
     )
     default = image_figure_height_in(
         columns, covered_h, covered_w, reserved_width_px=55, reserved_height_px=50
@@ -544,7 +569,9 @@ def plot_context_reach(
     Returns:
         A figure whose heatmaps, named after the directions, have ``z`` = the mask as
         0/1 (on the image: 1 where the input *cannot* influence, drawn dark), plus
-        legend-only entries (no data).
+        legend-only entries (no data). ``fig.layout.meta`` holds ``layer``, ``row``,
+        ``col``, ``output_patch`` (the outlined box x0, y0, x1, y1, in the axes' units)
+        and ``directions``.
     """
     grids = renet_grid_sizes(trace)
     layer = check_index(layer, len(grids), "layer")
@@ -646,7 +673,16 @@ def plot_context_reach(
     fig.update_yaxes(range=[base_h - 0.5, -0.5], showline=False, **_integer_ticks(base_h))
     fig.update_xaxes(title_text=f"x ({unit})" if rgb is not None else "layer-0 patch column", row=2)
     fig.update_yaxes(title_text=f"y ({unit})" if rgb is not None else "layer-0 patch row", col=1)
-    fig.update_layout(meta={"layer": layer, "row": row, "col": col}, showlegend=True)
+    fig.update_layout(
+        meta={
+            "layer": layer,
+            "row": row,
+            "col": col,
+            "output_patch": [box["x0"], box["y0"], box["x1"], box["y1"]],
+            "directions": list(SWEEP_DIRECTIONS),
+        },
+        showlegend=True,
+    )
     default = image_figure_height_in(
         columns, base_h, base_w, panel_rows=2, panel_cols=2, reserved_width_px=90, reserved_height_px=125
     )

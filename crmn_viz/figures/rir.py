@@ -93,7 +93,9 @@ def plot_stream_norms(
 
     Returns:
         A figure with two line traces named ``"residual r"`` and ``"transient m"``
-        (x = block index, y = RMS activation).
+        (x = block index, y = RMS activation, ``error_y`` = the std over the batch);
+        ``fig.layout.meta`` holds ``image_index`` (``None``: the batch mean, left out),
+        ``batch_size`` and ``block_shapes`` ([K][2], each block's feature-map size).
     """
     count = rir_block_count(trace)
     per_image = {
@@ -142,7 +144,14 @@ def plot_stream_norms(
     )
     averaged = " (batch mean ± std)" if image_index is None and batch > 1 else ""
     fig.update_yaxes(title_text=f"RMS activation{averaged}", rangemode="tozero")
-    fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
+    fig.update_layout(
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        meta={
+            "image_index": None if image_index is None else check_index(image_index, batch, "image_index"),
+            "batch_size": int(batch),
+            "block_shapes": [[int(size) for size in shape] for shape in shapes],
+        },
+    )
     return apply_paper_style(fig, columns=columns, height_in=height_in or 2.4)
 
 
@@ -170,13 +179,14 @@ def plot_stream_maps(
     Returns:
         A figure with two heatmaps named ``"residual r"`` and ``"transient m"`` whose
         ``z`` is ``trace[f"blocks.{block}.<stream>"][image].mean(0)`` ([H, W], row 0 at
-        the top).
+        the top); ``fig.layout.meta`` holds ``block``, ``size`` and ``image_index``.
     """
     block = check_index(block, rir_block_count(trace), "block")
     maps = {}
     for stream in _STREAMS:
         values = to_numpy(trace[f"blocks.{block}.{stream}"])
-        maps[stream] = values[check_index(image_index, values.shape[0], "image_index")].mean(axis=0)
+        image_position = check_index(image_index, values.shape[0], "image_index")
+        maps[stream] = values[image_position].mean(axis=0)
     high = max(float(maps[s].max()) for s in _STREAMS)
     fig = make_subplots(
         rows=1,
@@ -213,7 +223,7 @@ def plot_stream_maps(
             "cmax": high if high > 0 else 1.0,
             "colorbar": {"title": {"text": f"channel mean, block {block}", "side": "right"}, "thickness": 8},
         },
-        meta={"block": block, "size": [height, width]},
+        meta={"block": block, "size": [height, width], "image_index": image_position},
     )
     default = image_figure_height_in(
         columns, height, width, panel_cols=2, reserved_width_px=140, reserved_height_px=75

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 
 from crmn_viz.tracing import Probe, Trace, assign_probe_names, probe_names, recording
 
-__all__ = ["ModelConfig", "TracedModel"]
+__all__ = ["InputShapeError", "ModelConfig", "TracedModel"]
 
 
 @dataclasses.dataclass
@@ -41,17 +42,92 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+class InputShapeError(ValueError, RuntimeError):
+    """A model was given something other than a float batch [N, C, H, W] of its input shape.
+
+    A ``ValueError``; also a ``RuntimeError``, which is what PyTorch raised from inside a layer
+    before this check existed, so code that caught that keeps working.
+    """
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _input_shape_message(arch: str, expected: tuple[int, int, int], x: object) -> str:
+    """Why ``x`` is not an input batch of shape [N, *expected], in words, with what to do."""
+    channels, height, width = expected
+    pixels = f"{height} x {width} pixels" + ("" if height == width else " (height x width)")
+    wanted = (
+        f"{arch} expects input of shape [N, {channels}, {height}, {width}] "
+        f"(N images, {_plural(channels, 'channel')}, {pixels})"
+    )
+    if not isinstance(x, torch.Tensor):
+        return f"{wanted}; got a {type(x).__name__}, not a torch.Tensor"
+    got = f"{wanted}; got [{', '.join(str(int(n)) for n in x.shape)}]"
+    make_batch = "crmn_viz.analysis.prepare_batch(model, images) makes such a batch from PIL images"
+    if x.dim() == 3 and tuple(x.shape) == expected:
+        return f"{got}, a single image without the batch dimension: use x.unsqueeze(0)"
+    if x.dim() == 3:
+        return (
+            f"{got}, a single image without the batch dimension (x.unsqueeze(0) adds it) and of "
+            f"the wrong shape too; {make_batch}"
+        )
+    if x.dim() == 4 and tuple(x.shape[1:]) == expected:
+        return f"{got} of dtype {x.dtype}, not floating point; {make_batch}"
+    return f"{got}; {make_batch}"
+
+
+def _checks_input(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Wrap a subclass's ``forward`` so that its input batch is checked first."""
+
+    @functools.wraps(forward)
+    def checked_forward(self: TracedModel, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        self.check_input(x)
+        return forward(self, x, *args, **kwargs)
+
+    return checked_forward
+
+
 class TracedModel(nn.Module):
     """Base class: a model whose internals pass through named :class:`Probe` modules.
 
     Subclasses set ``arch`` and ``config`` and call :meth:`finalize` at the end of
     ``__init__``. ``forward(x)`` returns the model output (``logits`` [B, classes] or
     ``keypoints`` [B, K, 2] in [0, 1]); :meth:`run_with_trace` returns it together
-    with every recorded internal.
+    with every recorded internal. Every subclass's ``forward`` first runs
+    :meth:`check_input`, so a wrong input fails with a message naming the expected
+    shape instead of deep inside a layer.
     """
 
     arch: ClassVar[str] = ""
     config: ModelConfig
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Wrapping the class's forward, not a forward pre-hook: a shared model keeps no hooks.
+        if "forward" in cls.__dict__:
+            cls.forward = _checks_input(cls.__dict__["forward"])  # type: ignore[method-assign]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse anything but a floating-point batch [N, C, H, W] with (C, H, W) = ``input_shape``.
+
+        A shape comparison only (no data is read): a few microseconds, on any device
+        (``meta`` included). Under ``torch.compile`` a correct input adds no graph break; a
+        wrong one raises this error too (with ``fullgraph=True`` Dynamo reports it as an
+        unsupported exception instead).
+
+        Raises:
+            InputShapeError: the message names the expected and the given shape.
+        """
+        expected = self.input_shape
+        if not (
+            isinstance(x, torch.Tensor)
+            and x.dim() == 4
+            and tuple(x.shape[1:]) == expected
+            and x.is_floating_point()
+        ):
+            raise InputShapeError(_input_shape_message(self.arch, expected, x))
 
     def finalize(self) -> None:
         """Name all probes after their module paths (call once the tree is built)."""
@@ -87,7 +163,8 @@ class TracedModel(nn.Module):
         """Run the model once and return ``(output, trace)``.
 
         Args:
-            x: input batch [B, C, H, W], already normalised (see ``preprocess``).
+            x: input batch [B, C, H, W] with (C, H, W) = :attr:`input_shape`, already
+                normalised (see ``preprocess``); anything else raises :class:`InputShapeError`.
             names: record only these trace names (default: everything).
             store_device: where recorded tensors go (default: the model's device).
 

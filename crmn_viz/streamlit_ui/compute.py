@@ -2,7 +2,8 @@
 
 Models load once per process (``st.cache_resource``); results are computed once per
 (model, images, options) (``st.cache_data``): the model is passed as an unhashed ``_model``
-next to its ``model_key`` (architecture + weights hash, the same in every session), and
+next to its ``model_key`` (architecture + the digests of the weights and card bytes actually
+read, the same in every session; never a card's claim), and
 images as their canonical PNG bytes, so the cache keys on the pixels themselves. Widgets
 that only change a display (opacity, units, which image) hit these caches and never run
 the network again.
@@ -21,6 +22,7 @@ from crmn_viz import analysis
 from crmn_viz.analysis import face_steps as faces_support
 from crmn_viz.app_support import architecture, datasets, inference, uploads
 from crmn_viz.app_support.selection import SelectedImage, decode_images, encode_png
+from crmn_viz.checkpoints import checkpoint_key
 from crmn_viz.figures import browser_available as _browser_available
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
@@ -59,10 +61,13 @@ def zoo_fingerprint(path: Path) -> str:
     return ":".join(f"{s.st_size}-{s.st_mtime_ns}" for s in stats)
 
 
-def model_key(model: TracedModel, origin: str) -> str:
-    """A session-independent name for a model's weights."""
-    card = getattr(model, "card", {}) or {}
-    return f"{model.arch}:{card.get('weights_sha256') or origin}"
+def model_key(model: TracedModel) -> str:
+    """A session-independent cache key for a model, from the bytes that were read.
+
+    :func:`crmn_viz.checkpoints.checkpoint_key`: the architecture and the SHA-256 digests of the
+    weights and card files as :func:`crmn_viz.load` read them, never a digest the card claims.
+    """
+    return checkpoint_key(model)
 
 
 @st.cache_resource

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,10 @@ from crmn_viz.app_support.figure_files import (
     for_screen,
     safe_figure_name,
 )
+from crmn_viz.app_support.selection import SelectedImage
+from crmn_viz.provenance import Provenance
 from crmn_viz.streamlit_ui import compute
+from crmn_viz.streamlit_ui.state import Selection, current
 
 REGISTRY = "figure_registry"
 MAX_REMEMBERED = 40
@@ -24,17 +28,63 @@ SCREEN_SCALE = 1.4  # print-sized figures are enlarged this much on screen
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def remembered() -> dict[str, go.Figure]:
-    """Figures shown in this session by name, newest last (what the Export page offers)."""
-    return st.session_state.setdefault(REGISTRY, {})
+@dataclass(frozen=True)
+class RememberedFigure:
+    """A figure seen in this session: its file stem (checkpoint first), the figure, its provenance."""
+
+    name: str
+    figure: go.Figure
+    provenance: Provenance
 
 
-def _remember(name: str, figure: go.Figure) -> None:
-    registry = remembered()
-    registry.pop(name, None)
-    registry[name] = figure
-    while len(registry) > MAX_REMEMBERED:
-        registry.pop(next(iter(registry)))
+class FigureList:
+    """The figures seen in one session, newest last, bounded; what the Export page offers.
+
+    The same figure of the same inputs and settings (same provenance identity) moves to the
+    end; a figure that differs in anything is a new entry (its stem gets a short digest of its
+    provenance when another figure already holds the name), so nothing is replaced silently.
+    When the list is full the oldest entry goes and is named in :attr:`dropped`.
+    """
+
+    def __init__(self, capacity: int = MAX_REMEMBERED) -> None:
+        self.capacity = capacity
+        self.entries: dict[str, RememberedFigure] = {}
+        self.dropped: list[str] = []
+
+    def add(self, stem: str, figure: go.Figure, provenance: Provenance) -> str:
+        """Remember a figure; returns its stem in the list."""
+        name = stem
+        existing = self.entries.get(name)
+        if existing is not None and existing.provenance.identity != provenance.identity:
+            name = safe_figure_name(f"{stem}__{provenance.identity[:8]}")
+        self.entries.pop(name, None)
+        self.entries[name] = RememberedFigure(name, figure, provenance)
+        while len(self.entries) > self.capacity:
+            oldest = next(iter(self.entries))
+            self.entries.pop(oldest)
+            self.dropped.append(oldest)
+        return name
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def remembered() -> FigureList:
+    """This session's :class:`FigureList`."""
+    figures = st.session_state.get(REGISTRY)
+    if not isinstance(figures, FigureList):
+        figures = st.session_state[REGISTRY] = FigureList()
+    return figures
+
+
+def figure_provenance(
+    selection: Selection, images: Sequence[SelectedImage] | None, settings: Mapping[str, Any] | None
+) -> Provenance:
+    """The provenance of a figure drawn on a page: the sidebar's checkpoint, the images, the settings."""
+    chosen = selection.images if images is None else images
+    return Provenance.of(
+        selection.model, [image.record for image in chosen], settings, checkpoint=selection.name
+    )
 
 
 def data_of(figure: go.Figure) -> Mapping[str, Any] | None:
@@ -61,6 +111,8 @@ def show_figure(
     figure: go.Figure,
     name: str,
     *,
+    images: Sequence[SelectedImage] | None = None,
+    settings: Mapping[str, Any] | None = None,
     caption: str | None = None,
     key: str | None = None,
     max_width: float = MAX_NATURAL_WIDTH,
@@ -73,15 +125,25 @@ def show_figure(
     Chromium, or an interactive HTML file when no browser is installed); the figure is also
     remembered for the Export page.
 
+    Every file made from it (here and on the Export page) is named after the checkpoint and
+    carries the figure's provenance: checkpoint, weights digest, ``images`` and ``settings``.
+
     Args:
         figure: a figure from :mod:`crmn_viz.figures`.
         name: a short unique name, used for file names and the Export list.
+        images: the images the figure shows (default: every image chosen in the sidebar).
+        settings: every option that shaped the figure (method, target, units, step, layer...).
         caption: text under the figure.
         key: widget key prefix (default: from ``name``).
         max_width: widest a picture figure may be drawn, in pixels (pass less in narrow columns).
     """
     stem = safe_figure_name(name)
     prefix = key or stem
+    selection = current()
+    if selection is None:
+        raise RuntimeError("show_figure needs a checkpoint chosen in the sidebar")
+    provenance = figure_provenance(selection, images, settings)
+    file_stem = remembered().add(safe_figure_name(f"{selection.name}__{stem}"), figure, provenance)
     pictures = any(trace.type == "image" for trace in figure.data) and bool(figure.layout.width)
     if pictures:
         screen = for_screen(figure, min(SCREEN_SCALE, max_width / figure.layout.width))
@@ -90,14 +152,13 @@ def show_figure(
         st.plotly_chart(for_screen(figure, SCREEN_SCALE), key=f"{prefix}_chart", config=PLOTLY_CONFIG)
     if caption:
         st.caption(caption)
-    _remember(stem, figure)
     image_format = "png" if compute.browser_available() else "html"
     data = data_of(figure)
     buttons = st.container(horizontal=True, gap="small")
     buttons.download_button(
         f"Image ({image_format.upper()})",
-        data=lambda: figure_image_file(figure, stem, image_format).data,
-        file_name=f"{stem}.{image_format}",
+        data=lambda: figure_image_file(figure, file_stem, image_format, provenance=provenance).data,
+        file_name=f"{file_stem}.{image_format}",
         mime="image/png" if image_format == "png" else "text/html",
         key=f"{prefix}_image_download",
         icon=":material/download:",
@@ -107,25 +168,10 @@ def show_figure(
         extension = _data_extension(data)
         buttons.download_button(
             f"Data ({extension.upper()})",
-            data=lambda: figure_data_file(figure, stem, data).data,
-            file_name=f"{stem}.data.{extension}",
+            data=lambda: figure_data_file(file_stem, data).data,
+            file_name=f"{file_stem}.data.{extension}",
             mime="text/csv" if extension == "csv" else "application/octet-stream",
             key=f"{prefix}_data_download",
             icon=":material/table:",
             on_click="ignore",
         )
-
-
-def builder(module: str, name: str) -> Any:
-    """The figure builder ``crmn_viz.figures.<module>.<name>``, or None with a notice if absent.
-
-    Pages call the core's figure functions by name; an installation that lacks one shows a
-    short notice in place of that figure instead of failing the whole page.
-    """
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(f"crmn_viz.figures.{module}"), name)
-    except (ImportError, AttributeError):
-        st.warning(f"This view needs `crmn_viz.figures.{module}.{name}`, which this installation lacks.")
-        return None

@@ -104,7 +104,7 @@ def _zoo_model() -> tuple[TracedModel, str, str] | None:
     except CheckpointError as err:
         st.error(f"Could not load `{name}`: {err}")
         return None
-    return model, name, compute.model_key(model, str(path))
+    return model, name, compute.model_key(model)
 
 
 def _uploaded_model() -> tuple[TracedModel, str, str] | None:
@@ -126,7 +126,7 @@ def _uploaded_model() -> tuple[TracedModel, str, str] | None:
     except CheckpointError as err:
         st.error(f"This checkpoint cannot be used: {err}")
         return None
-    return uploaded.model, uploaded.name, compute.model_key(uploaded.model, digest)
+    return uploaded.model, uploaded.name, compute.model_key(uploaded.model)
 
 
 # --------------------------------------------------------------------------- images
@@ -249,23 +249,6 @@ def _use_checkpoint(name: str) -> None:
     st.session_state["zoo_choice"] = name
 
 
-def _leave_legacy_pages_mode() -> None:
-    """Rerun through ``app.py`` when Streamlit ran a page file on its own, in its v1 ``pages/`` mode.
-
-    Streamlit decides per server process: until some session has run ``app.py``'s
-    ``st.navigation``, a ``pages/`` folder next to it means the v1 mode, so the first session of
-    a fresh server opened at a deep link whose path is also a file name (``/overview``,
-    ``/attributions``, ``/export``) ran that file alone, with lower-case automatic navigation and
-    ``app`` listed as a page. Clearing the flag is what ``st.navigation`` itself does
-    (``streamlit.commands.navigation``); the rerun then runs ``app.py``, which resolves the page.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def page_start(view: str, title: str, intro: str, *, needs_images: bool = True) -> Selection:
     """Title a page and return the selection, or explain kindly what is missing and stop.
 
@@ -275,10 +258,6 @@ def page_start(view: str, title: str, intro: str, *, needs_images: bool = True) 
         intro: one or two sentences on what the page shows.
         needs_images: stop with a hint when no image is chosen.
     """
-    if not st.session_state.pop("_frame_rendered", False):
-        _leave_legacy_pages_mode()
-        # Run on its own (e.g. a page file opened directly in a test): draw the shared sidebar.
-        render_sidebar()
     st.title(title)
     st.caption(intro)
     selection = current()

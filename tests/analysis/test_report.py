@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -14,7 +15,7 @@ from PIL import Image
 import crmn_viz
 from crmn_viz.analysis.report import figures_for_image
 from crmn_viz.cli import main
-from crmn_viz.figures import browser_available
+from crmn_viz.figures import browser_available, read_provenance
 from tests.conftest import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,18 +61,35 @@ def test_analyze_cli_writes_figures_and_data_for_a_real_cifar_image(tmp_path):
     out = tmp_path / "out"
     index = json.loads((out / "index.json").read_text())
     pngs = {p for p in index["figures"] if p.endswith(".png")}
+    weights_sha256 = hashlib.sha256((tmp_path / "m.safetensors").read_bytes()).hexdigest()
+    image_sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
     for figure in (
         "lstm_forget_gate",
         "stepwise_probabilities",
         "prediction",
         "attribution_integrated_gradients",
     ):
-        assert f"cat__{figure}.png" in pngs
-        assert Image.open(out / f"cat__{figure}.png").size[0] == 350  # one column at 100 dpi
-        assert list(out.glob(f"cat__{figure}.data.*")), "the numbers must be written beside the figure"
-    assert (out / "cat__lstm_memory_animation.html").exists()
+        assert f"m__cat__{figure}.png" in pngs  # the checkpoint's name comes first
+        png = out / f"m__cat__{figure}.png"
+        assert Image.open(png).size[0] == 350  # one column at 100 dpi
+        assert list(out.glob(f"m__cat__{figure}.data.*")), "the numbers must be written beside the figure"
+        meta = json.loads((out / f"m__cat__{figure}.meta.json").read_text())["provenance"]
+        inside = read_provenance(png.read_bytes(), "png")
+        assert inside == meta  # the same provenance inside the PNG and beside it
+        assert meta["checkpoint"] == "m" and meta["arch"] == "crmn"
+        assert meta["weights_sha256"] == weights_sha256
+        assert meta["images"] == [{"name": "cat.png", "sha256": image_sha256}]
+        assert meta["settings"]["figure"] == figure and meta["crmn_viz_version"] == crmn_viz.__version__
+        assert Image.open(png).text["crmn-viz:provenance"] == json.dumps(
+            meta, sort_keys=True, separators=(",", ":")
+        )
+    ig = json.loads((out / "m__cat__attribution_integrated_gradients.meta.json").read_text())["provenance"]
+    assert ig["settings"]["method"] == "integrated_gradients" and ig["settings"]["method_options"] == {
+        "n_steps": 8
+    }
+    assert (out / "m__cat__lstm_memory_animation.html").exists()
     # a figure laid out for two columns is exported at two columns, not squeezed or padded
-    assert Image.open(out / "cat__lstm_memory_animation.png").size[0] == 716
+    assert Image.open(out / "m__cat__lstm_memory_animation.png").size[0] == 716
 
 
 @needs_data

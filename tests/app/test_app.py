@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from pathlib import Path
@@ -23,11 +24,17 @@ def open_app(page: str | None = None, checkpoint: str | None = None) -> AppTest:
     assert not at.exception, at.exception
     if page is not None:
         # AppTest keeps the entry file's widgets only after a page switch, so switch first.
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     if checkpoint is not None:
         at.sidebar.selectbox(key="zoo_choice").set_value(checkpoint).run()
     assert not at.exception, at.exception
     return at
+
+
+def open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open one of a page's lazy tabs (only the open tab's figures are built)."""
+    at.session_state[key] = label
+    return at.run()
 
 
 def charts(at: AppTest) -> int:
@@ -71,7 +78,7 @@ def test_app_opens_on_overview_with_a_zoo_model_and_gallery_images(zoo: Path) ->
         ("overview", "tiny-resnet", 1),
         ("overview", "tiny-renet", 1),
         ("overview", "tiny-faces", 2),
-        ("lstm_memory", "tiny-crmn", 6),
+        ("lstm_memory", "tiny-crmn", 2),
         ("renet_sweeps", "tiny-renet", 3),
         ("rir_streams", "tiny-rir", 2),
         ("attributions", "tiny-crmn", 2),
@@ -129,12 +136,21 @@ def test_display_controls_reuse_cached_results(zoo: Path, monkeypatch: pytest.Mo
     assert calls == [], "changing what is shown must not run the network again"
 
 
-def test_lstm_memory_compares_two_images_and_shows_class_statistics(zoo: Path) -> None:
+def test_lstm_memory_builds_only_the_open_tab(zoo: Path) -> None:
     at = open_app("lstm_memory", "tiny-crmn")
+    assert charts(at) == 2  # the Gates tab: heatmap and trajectories, nothing of the other tabs
+    for label, expected in (("Cell state", 1), ("Compare two images", 1), ("Animation", 1)):
+        open_tab(at, "lstm_tab", label)
+        assert not at.exception and charts(at) == expected, label
+
+
+def test_lstm_memory_compares_two_images_and_shows_class_statistics(zoo: Path) -> None:
+    at = open_tab(open_app("lstm_memory", "tiny-crmn"), "lstm_tab", "Compare two images")
     assert at.selectbox(key="lstm_a").value == 0 and at.selectbox(key="lstm_b").value == 1
+    open_tab(at, "lstm_tab", "Class statistics")
     assert "10 gallery images" in texts(at.caption)
     at.button_group(key="lstm_units_mode").set_value("Range").run()
-    assert not at.exception and charts(at) >= 6
+    assert not at.exception and charts(at) == 1
 
 
 def test_attributions_accept_a_gate_unit_target(zoo: Path) -> None:
@@ -202,17 +218,56 @@ def test_a_wrong_checkpoint_upload_shows_an_error(zoo: Path) -> None:
 
 def test_export_page_lists_the_figures_seen(zoo: Path) -> None:
     at = open_app("lstm_memory", "tiny-crmn")
-    at.switch_page("pages/export.py").run()
+    at.switch_page("app_pages/export.py").run()
     assert not at.exception
     figures = at.multiselect(key="export_figures")
-    assert any(name.startswith("gate_heatmap_forget_gate") for name in figures.options)
+    assert any(name.startswith("tiny-crmn__gate_heatmap_forget_gate") for name in figures.options)
     assert len(figures.value) == 3
+    registry = at.session_state["figure_registry"].entries
+    entry = next(e for name, e in registry.items() if name.startswith("tiny-crmn__gate_heatmap_forget"))
+    provenance = entry.provenance
+    assert provenance.checkpoint == "tiny-crmn" and provenance.arch == "crmn"
+    assert (
+        provenance.weights_sha256 == hashlib.sha256((zoo / "tiny-crmn.safetensors").read_bytes()).hexdigest()
+    )
+    first = at.session_state["selection"].images[0]
+    assert provenance.images == (first.record,)
+    assert first.record.sha256 == hashlib.sha256(first_gallery_file(first.name).read_bytes()).hexdigest()
+    assert dict(provenance.settings) == {"quantity": "forget_gate", "units": "all"}
+
+
+def first_gallery_file(name: str) -> Path:
+    (path,) = (Path(APP).parent / "crmn_viz" / "gallery").glob(f"*/{name}")
+    return path
+
+
+def test_the_same_figure_from_two_checkpoints_is_kept_twice_and_a_full_list_says_what_it_dropped(
+    zoo: Path,
+) -> None:
+    at = open_app("overview", "tiny-crmn")
+    at.sidebar.selectbox(key="zoo_choice").set_value("tiny-resnet").run()
+    registry = at.session_state["figure_registry"].entries
+    stem = "prediction_" + at.session_state["selection"].images[0].stem
+    assert f"tiny-crmn__{stem}" in registry and f"tiny-resnet__{stem}" in registry
+    assert registry[f"tiny-crmn__{stem}"].figure is not registry[f"tiny-resnet__{stem}"].figure
+
+    figures = at.session_state["figure_registry"]
+    figures.capacity = len(figures) + 1  # one more figure fits; the second new one drops the oldest
+    oldest = next(iter(figures.entries))
+    at.switch_page("app_pages/rir_streams.py")
+    at.sidebar.selectbox(key="zoo_choice").set_value("tiny-rir")
+    at.run()
+    assert len(figures) == figures.capacity
+    at.switch_page("app_pages/export.py").run()
+    assert not at.exception
+    assert figures.dropped and figures.dropped[0] == oldest
+    assert "dropped" in texts(at.warning) and oldest in texts(at.warning)
 
 
 def test_export_page_without_figures_explains_what_to_do(zoo: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.session_state["figure_registry"] = {}
-    at.switch_page("pages/export.py").run()
+    at.switch_page("app_pages/export.py").run()
     assert not at.exception
     assert "Open the other pages first" in texts(at.info)
 
@@ -241,7 +296,7 @@ def test_class_statistics_over_test_images(zoo: Path) -> None:
 
     if not (app_data_dir() / "cifar10-jpeg.zip").exists():
         pytest.skip("the CIFAR-10 test set is not on this machine")
-    at = open_app("lstm_memory", "tiny-crmn")
+    at = open_tab(open_app("lstm_memory", "tiny-crmn"), "lstm_tab", "Class statistics")
     at.button_group(key="lstm_stats_source").set_value("Test images of cifar10").run()
     at.number_input(key="lstm_stats_count").set_value(100).run()
     at.button(key="lstm_stats_go").click().run()
@@ -254,7 +309,7 @@ def test_asking_for_test_statistics_without_the_test_set_says_so(
 ) -> None:
     """The click must reach the page even when the page reruns itself first (``page_start``)."""
     monkeypatch.setenv("CRMN_VIZ_DATA_DIR", str(tmp_path))
-    at = open_app("lstm_memory", "tiny-crmn")
+    at = open_tab(open_app("lstm_memory", "tiny-crmn"), "lstm_tab", "Class statistics")
     at.button_group(key="lstm_stats_source").set_value("Test images of cifar10").run()
     assert not at.warning, "nothing is computed before the button is pressed"
     at.button(key="lstm_stats_go").click().run()
@@ -264,22 +319,22 @@ def test_asking_for_test_statistics_without_the_test_set_says_so(
 
 
 def test_a_fresh_server_opened_at_a_page_link_runs_the_page_through_app_py(zoo: Path) -> None:
-    """A new server's first session at ``/attributions`` ran ``pages/attributions.py`` alone
-    (Streamlit's v1 ``pages/`` mode: lower-case automatic navigation, narrow layout). The page
-    must hand over to ``app.py``'s navigation, which leaves the v1 mode for the server."""
+    """The page files live in ``app_pages/``, not ``pages/``, so Streamlit never starts its legacy
+    multipage mode: a first session opened at a page link runs ``app.py`` and its navigation."""
     from streamlit.runtime.pages_manager import PagesManager
 
+    assert not (Path(APP).parent / "pages").exists()
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/attributions.py")  # the link is opened before anything else ran
+    at.switch_page("app_pages/attributions.py")  # the link is opened before anything else ran
     at.run()
     assert not at.exception, at.exception
-    assert PagesManager.uses_pages_directory is False  # app.py's st.navigation ran
+    assert not PagesManager.uses_pages_directory
     assert [title.value for title in at.title] == ["Attributions"]
+    assert at.sidebar.selectbox(key="zoo_choice").value == "tiny-crmn"
 
 
 def test_every_page_link_is_its_file_name() -> None:
-    """Before ``app.py`` first runs, Streamlit resolves a link by the file names in ``pages/``;
-    a path that differs (``/lstm-memory`` for ``lstm_memory.py``) showed "Page not found"."""
+    """Every page file is in the navigation, and its link is its file name (links stay stable)."""
     import ast
 
     tree = ast.parse(Path(APP).read_text())
@@ -288,8 +343,60 @@ def test_every_page_link_is_its_file_name() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page"
     ]
-    assert len(pages) == len(list((Path(APP).parent / "pages").glob("*.py")))
+    assert len(pages) == len(list((Path(APP).parent / "app_pages").glob("*.py")))
     for page in pages:
         script = page.args[0].value  # type: ignore[attr-defined]
         url_path = next(k.value.value for k in page.keywords if k.arg == "url_path")  # type: ignore[attr-defined]
         assert url_path == Path(script).stem, script
+
+
+def _chart_specs(at: AppTest) -> list[str]:
+    return [element.proto.spec for element in at.get("plotly_chart")]
+
+
+def _other_weights(zoo: Path) -> bytes:
+    """tiny-crmn's weights file with every floating-point tensor changed (same names and shapes)."""
+    from safetensors.torch import load as load_safetensors
+    from safetensors.torch import save as save_safetensors
+
+    state = load_safetensors((zoo / "tiny-crmn.safetensors").read_bytes())
+    changed = {key: -value if value.is_floating_point() else value for key, value in state.items()}
+    return save_safetensors(changed, metadata={"format": "pt", "arch": "crmn"})
+
+
+def _upload_pair(at: AppTest, weights: bytes, card: bytes) -> None:
+    at.sidebar.button_group(key="ckpt_source").set_value("Upload").run()
+    at.sidebar.file_uploader(key="ckpt_files").set_value(
+        [
+            ("tiny-crmn.safetensors", weights, "application/octet-stream"),
+            ("tiny-crmn.json", card, "application/json"),
+        ]
+    ).run()
+
+
+def test_a_forged_upload_is_refused_and_no_result_crosses_between_sessions(zoo: Path) -> None:
+    """A zoo card over other weights must neither load nor share the zoo model's cached results."""
+    import json
+
+    zoo_session = open_app("overview", "tiny-crmn")
+    zoo_charts = _chart_specs(zoo_session)
+    assert zoo_charts
+
+    forger = open_app("overview")
+    _upload_pair(forger, _other_weights(zoo), (zoo / "tiny-crmn.json").read_bytes())
+    assert not forger.exception
+    assert "belongs to other weights" in texts(forger.error)
+    assert "selection" not in forger.session_state
+
+    # The same weights under a card that claims no digest load, under a key of their own.
+    card = json.loads((zoo / "tiny-crmn.json").read_text())
+    del card["weights_sha256"]
+    other = open_app("overview")
+    _upload_pair(other, _other_weights(zoo), json.dumps(card).encode())
+    assert not other.exception and not other.error, texts(other.error)
+    assert other.session_state["selection"].key != zoo_session.session_state["selection"].key
+    assert _chart_specs(other) != zoo_charts  # the upload's own answers, not the zoo model's
+
+    # A later visitor of the zoo model, after the upload computed, still sees the zoo's answers.
+    later = open_app("overview", "tiny-crmn")
+    assert _chart_specs(later) == zoo_charts

@@ -210,6 +210,19 @@ def test_export_bundle_zips_figures_with_their_data() -> None:
     assert meta["width_in"] == pytest.approx(7.16)
 
 
+def test_export_bundle_writes_each_figures_provenance_beside_it() -> None:
+    from crmn_viz.provenance import Provenance
+
+    model = tiny_model("resnet")
+    provenance = Provenance.of(model, [("cat.png", b"cat")], {"top_k": 3}, checkpoint="tiny-resnet")
+    bundle = export_bundle([FigureItem("tiny-resnet__bar", _figure(), None, provenance)], formats=("html",))
+    with zipfile.ZipFile(io.BytesIO(bundle.data)) as archive:
+        meta = json.loads(archive.read("tiny-resnet__bar.meta.json"))
+        page = archive.read("tiny-resnet__bar.html").decode()
+    assert meta["provenance"] == provenance.to_dict()
+    assert "crmn-viz:provenance" in page and provenance.weights_sha256 in page
+
+
 def test_export_bundle_gives_one_file_when_asked() -> None:
     bundle = export_bundle([FigureItem("only", _figure())], formats=("json",), single_file=True)
     assert bundle.name == "only.json" and json.loads(bundle.data)["layout"]["width"] == pytest.approx(336)
@@ -220,13 +233,62 @@ def test_export_bundle_gives_one_file_when_asked() -> None:
 
 
 def test_figure_data_file_uses_the_exporters_format() -> None:
-    table = figure_data_file(_figure(), "line plot", {"x": np.arange(3), "y": np.ones(3)})
+    table = figure_data_file("line plot", {"x": np.arange(3), "y": np.ones(3)})
     assert table.name == "line_plot.data.csv" and table.data.decode().splitlines()[0] == "x,y"
-    arrays = figure_data_file(_figure(), "maps", {"z": np.ones((2, 3))})
+    arrays = figure_data_file("maps", {"z": np.ones((2, 3))})
     assert arrays.name == "maps.data.npz"
+    assert np.array_equal(np.load(io.BytesIO(arrays.data))["z"], np.ones((2, 3)))
 
 
 @pytest.mark.skipif(not browser_available(), reason="needs Chromium for PDF export")
 def test_export_bundle_draws_a_pdf_with_chromium() -> None:
     bundle = export_bundle([FigureItem("fig", _figure())], formats=("pdf",), single_file=True)
     assert bundle.name == "fig.pdf" and bundle.data.startswith(b"%PDF")
+
+
+# --------------------------------------------------------------------------- the Export page's list
+
+
+def test_the_figure_list_keeps_different_figures_apart_and_reports_what_it_drops() -> None:
+    from crmn_viz.provenance import Provenance
+    from crmn_viz.streamlit_ui.figures import FigureList
+
+    model = tiny_model("crmn", num_outputs=10, input_size=16)
+    figure = _figure()
+    figures = FigureList(capacity=3)
+    forget = Provenance.of(model, [("cat.png", b"cat")], {"quantity": "forget_gate"}, checkpoint="a")
+    assert figures.add("a__gates_cat", figure, forget) == "a__gates_cat"
+    # the same figure of the same inputs and settings, seen again later: one entry, moved last
+    again = Provenance.of(model, [("cat.png", b"cat")], {"quantity": "forget_gate"}, checkpoint="a")
+    assert figures.add("a__gates_cat", figure, again) == "a__gates_cat" and len(figures) == 1
+    # other settings under the same name: a second entry, never a silent replacement
+    inputs = Provenance.of(model, [("cat.png", b"cat")], {"quantity": "input_gate"}, checkpoint="a")
+    second = figures.add("a__gates_cat", figure, inputs)
+    assert second == f"a__gates_cat__{inputs.identity[:8]}" and len(figures) == 2
+    assert figures.entries["a__gates_cat"].provenance is again
+    figures.add("b__gates_cat", figure, forget)
+    figures.add("c__gates_cat", figure, forget)
+    assert figures.dropped == ["a__gates_cat"] and list(figures.entries) == [
+        second,
+        "b__gates_cat",
+        "c__gates_cat",
+    ]
+
+
+def test_pictures_go_to_the_screen_as_png_with_the_same_pixels() -> None:
+    import base64
+
+    from PIL import Image
+
+    from crmn_viz.figures import plot_keypoints
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8)
+    figure = plot_keypoints(photo, [rng.uniform(5, 25, size=(68, 2))])
+    screen = for_screen(figure)
+    source = screen.data[0].source
+    assert screen.data[0].z is None and source.startswith("data:image/png;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, np.asarray(figure.data[0].z))
+    assert len(screen.to_json()) < len(figure.to_json()) / 3
+    assert figure.data[0].source is None  # the figure to export keeps its pixel values

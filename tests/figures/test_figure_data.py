@@ -32,7 +32,9 @@ def crmn_trace():
 def test_heatmap_matrix_and_axes(crmn_trace) -> None:
     fig = plot_gate_heatmap(crmn_trace, "forget_gate")
     data = figure_data(fig)
-    assert list(data) == ["forget gate f.x", "forget gate f.y", "forget gate f.z"]
+    assert list(data)[:3] == ["forget gate f.x", "forget gate f.y", "forget gate f.z"]  # traces first
+    assert all(key.startswith("layout.") for key in list(data)[3:])
+    assert data["layout.xaxis.ticktext"].tolist()[:2] == ["block 0", "block 1"]
     np.testing.assert_allclose(
         data["forget gate f.z"], crmn_trace["lstm.forget_gate"][0].numpy().T, rtol=1e-6
     )
@@ -92,6 +94,6 @@ def test_export_figure_writes_the_data_beside_the_figure(tmp_path, crmn_trace) -
     assert meta["data"]["kind"] == "npz" and meta["data"]["arrays"]["input gate i.z"]["shape"] == [6, 6]
 
     lines = plot_cell_state(crmn_trace, units=[0])
-    export_figure(lines, tmp_path / "cell.html", data=figure_data(lines))
+    export_figure(lines, tmp_path / "cell.html", data=figure_data(lines, include_layout=False))
     header = (tmp_path / "cell.data.csv").read_text().splitlines()[0]
     assert header == "unit 0.x,unit 0.y,mean over units.x,mean over units.y"  # equal-length columns: CSV

@@ -99,7 +99,7 @@ def test_resnet_init_folds_the_identity_into_the_weights_equation_2():
             block_init.conv.weight.copy_(block_rir.conv.weight + identity)
         init.stem.weight.copy_(rir.stem.weight)
         init.fc.load_state_dict(rir.fc.state_dict())
-        x = torch.randn(2, 3, 16, 16)
+        x = torch.randn(2, *rir.input_shape)
         _, trace_rir = rir.run_with_trace(x)
         _, trace_init = init.run_with_trace(x)
     # block 0 (not last in its RiR block, so no outer shortcut): explicit inner

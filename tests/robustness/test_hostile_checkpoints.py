@@ -19,6 +19,7 @@ message gives the reason. Three things are proven along the way:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -43,6 +44,7 @@ from safetensors.torch import save as save_safetensors
 import crmn_viz
 from crmn_viz import CheckpointError
 from crmn_viz.app_support.uploads import load_checkpoint_upload
+from crmn_viz.checkpoints import checkpoint_key
 from tests.conftest import tiny_model
 from tests.robustness.conftest import MiB, measure_memory
 
@@ -295,8 +297,44 @@ def test_pickle_bytes_inside_a_valid_safetensors_are_just_numbers(
     payload = pickle_payloads(marker)["raw pickle"]
     header, data = split(good.weights)
     data = payload + data[len(payload) :]  # the first tensors' bytes now hold the pickle
-    model = loader(Pair(join(header, data), good.card))
+    weights = join(header, data)
+    # The attacker writes both files, so the card names the digest of the altered weights.
+    model = loader(Pair(weights, good.card).with_card(weights_sha256=hashlib.sha256(weights).hexdigest()))
     assert model.arch == "crmn" and not marker.exists()
+
+
+# --------------------------------------------------------------------------- forged identity
+
+
+def test_a_card_over_other_weights_is_refused_naming_both_digests(
+    loader: Callable[[Pair], Any], good: Pair
+) -> None:
+    torch.manual_seed(1)
+    other_model = tiny_model("crmn", num_outputs=10, input_size=16)  # same shapes, other weights
+    other = {key: value.contiguous() for key, value in other_model.state_dict().items()}
+    other_weights = save_safetensors(other, metadata={"format": "pt", "arch": "crmn"})
+    claimed = good.card_dict["weights_sha256"]
+    actual = hashlib.sha256(other_weights).hexdigest()
+    assert claimed != actual
+    message = refused(loader, Pair(other_weights, good.card), "sha-256", claimed, actual)
+    assert "other weights" in message
+
+
+@pytest.mark.parametrize("claim", ["0" * 63, "z" * 64, 12345, ["a"]])
+def test_a_malformed_weights_digest_is_refused(loader: Callable[[Pair], Any], good: Pair, claim: Any) -> None:
+    refused(loader, good.with_card(weights_sha256=claim), "weights_sha256", "hexadecimal")
+
+
+def test_the_identity_is_computed_from_the_bytes_read(loader: Callable[[Pair], Any], good: Pair) -> None:
+    card = good.card_dict
+    del card["weights_sha256"]  # a card that claims nothing is accepted: its identity is computed
+    for pair in (good, Pair(good.weights, json.dumps(card).encode())):
+        model = loader(pair)
+        assert model.checkpoint.weights_sha256 == hashlib.sha256(good.weights).hexdigest()
+        assert model.checkpoint.card_sha256 == hashlib.sha256(pair.card).hexdigest()
+        assert (
+            checkpoint_key(model) == f"crmn:{model.checkpoint.weights_sha256}:{model.checkpoint.card_sha256}"
+        )
 
 
 # --------------------------------------------------------------------------- lying safetensors headers

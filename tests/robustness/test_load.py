@@ -70,7 +70,7 @@ class Visitor:
         """One action, then one rerun of the script; checks that nothing raised."""
         at = self.at
         if step % 10 == 0:
-            at.switch_page(f"pages/{PAGES[(step // 10) % len(PAGES)]}.py").run()
+            at.switch_page(f"app_pages/{PAGES[(step // 10) % len(PAGES)]}.py").run()
         elif step % 50 == 25:
             current = at.sidebar.selectbox(key="zoo_choice").value
             other = CHECKPOINTS[1 - CHECKPOINTS.index(current)] if current in CHECKPOINTS else CHECKPOINTS[0]

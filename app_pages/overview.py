@@ -3,8 +3,14 @@
 import streamlit as st
 
 from crmn_viz.app_support.architecture import card_summary
+from crmn_viz.figures.overlays import plot_keypoints
+from crmn_viz.figures.readouts import (
+    plot_prediction_bar,
+    plot_stepwise_keypoints,
+    plot_stepwise_probabilities,
+)
 from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.figures import show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
 
 selection = page_start(
@@ -30,18 +36,31 @@ with right:
             st.info(f"{found}. The Face keypoints page lets you draw the face box yourself.")
         else:
             st.metric("Faces found", len(found))
-            plot = builder("overlays", "plot_keypoints")
-            if plot is not None:
-                figure = plot(image.image(), [face.keypoints for face in found], ground_truth=image.keypoints)
-                show_figure(figure, f"keypoints_{image.stem}", max_width=560)
+            crop_boxes = [face.crop_box.corners for face in found]
+            figure = plot_keypoints(
+                image.image(),
+                [face.keypoints for face in found],
+                ground_truth=image.keypoints,
+                boxes=crop_boxes,
+            )
+            show_figure(
+                figure,
+                f"keypoints_{image.stem}",
+                images=[image],
+                settings={"box": "detected", "faces": len(found)},
+                max_width=560,
+            )
     else:
         predictions = compute.classify(model, key, selection.pngs, top_k=10)[index]
         best, probability = predictions[0]
         st.metric("Predicted class", best, f"{100 * probability:.1f}% probability", delta_color="off")
-        plot = builder("readouts", "plot_prediction_bar")
-        if plot is not None:
-            labels, probabilities = zip(*predictions)
-            show_figure(plot(labels, probabilities), f"prediction_{image.stem}")
+        labels, probabilities = zip(*predictions)
+        show_figure(
+            plot_prediction_bar(labels, probabilities),
+            f"prediction_{image.stem}",
+            images=[image],
+            settings={"top_k": 10},
+        )
 
 if model.arch == "crmn":
     st.subheader("Prediction after every block")
@@ -51,18 +70,24 @@ if model.arch == "crmn":
     )
     if selection.is_keypoints:
         steps = compute.face_steps(model, key, image.png, 0, None, image.keypoints)
-        plot = builder("readouts", "plot_stepwise_keypoints")
         if steps is None:
             st.caption("No face found in this image, so there is nothing to follow.")
-        elif plot is not None:
-            figure = plot(steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth)
-            show_figure(figure, f"stepwise_keypoints_{image.stem}")
+        else:
+            figure = plot_stepwise_keypoints(
+                steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth
+            )
+            show_figure(
+                figure,
+                f"stepwise_keypoints_{image.stem}",
+                images=[image],
+                settings={"box": "detected", "face": 0},
+            )
     else:
         readout = compute.stepwise(model, key, selection.pngs)
-        plot = builder("readouts", "plot_stepwise_probabilities")
-        if plot is not None:
-            figure = plot(readout.probabilities[index], readout.class_names, top_k=5, columns=2)
-            show_figure(figure, f"stepwise_probabilities_{image.stem}")
+        figure = plot_stepwise_probabilities(
+            readout.probabilities[index], readout.class_names, top_k=5, columns=2
+        )
+        show_figure(figure, f"stepwise_probabilities_{image.stem}", images=[image], settings={"top_k": 5})
 
 summary = compute.summary(model, key)
 st.subheader("Model")

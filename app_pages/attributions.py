@@ -3,9 +3,10 @@
 import streamlit as st
 
 from crmn_viz.analysis import ATTRIBUTION_METHODS, GATE_QUANTITIES
+from crmn_viz.figures.overlays import plot_attribution_overlay
 from crmn_viz.limits import LIMITS
 from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.figures import show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
 
 METHOD_NAMES = {
@@ -125,7 +126,6 @@ for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), default
         )
         choices.append((method, method_options(method, f"attr_{side}")))
 
-plot = builder("overlays", "plot_attribution_overlay")
 for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
     with column:
         try:
@@ -137,6 +137,28 @@ for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"
         if result.convergence_delta is not None:
             note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
         st.caption(note)
-        if plot is not None:
-            figure = plot(view, result.map, opacity, signed and method != "gradcam", METHOD_NAMES[method])
-            show_figure(figure, f"attribution_{method}_{image.stem}", key=f"attr_fig_{side}", max_width=440)
+        figure = plot_attribution_overlay(
+            view,
+            result.map,
+            opacity,
+            signed and method != "gradcam",
+            METHOD_NAMES[method],
+            target=str(result.target),
+            target_value=result.target_value,
+        )
+        show_figure(
+            figure,
+            f"attribution_{method}_{image.stem}",
+            images=[image],
+            settings={
+                "method": method,
+                "method_options": dict(options),
+                "target": str(result.target),
+                "target_spec": list(target),
+                "explained": "face crop" if png is not image.png else "whole image",
+                "opacity": opacity,
+                "signed": signed and method != "gradcam",
+            },
+            key=f"attr_fig_{side}",
+            max_width=440,
+        )

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from crmn_viz.figures.renet import plot_context_reach, plot_patch_grid, plot_sweep_maps
 from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.figures import show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
 
 selection = page_start(
@@ -49,19 +50,24 @@ if mode == "channels":
 else:
     channels = None
     st.caption("The three principal components of all four sweeps together, shown as red, green and blue.")
-plot = builder("renet", "plot_sweep_maps")
-if plot is not None:
-    show_figure(plot(trace, layer, index, mode, channels), f"renet_sweeps_layer{layer}_{mode}_{image.stem}")
+show_figure(
+    plot_sweep_maps(trace, layer, index, mode, channels),
+    f"renet_sweeps_layer{layer}_{mode}_{image.stem}",
+    images=[image],
+    settings={"layer": layer, "mode": mode, "channels": channels},
+)
 
 left, right = st.columns(2)
 with left:
     st.subheader("Patch grid")
     st.caption(f"Layer {layer} works on a {grid_sizes[layer][0]}×{grid_sizes[layer][1]} grid of patches.")
-    plot = builder("renet", "plot_patch_grid")
-    if plot is not None:
-        show_figure(
-            plot(view, patch_sizes, layer), f"renet_patch_grid_layer{layer}_{image.stem}", max_width=440
-        )
+    show_figure(
+        plot_patch_grid(view, patch_sizes, layer),
+        f"renet_patch_grid_layer{layer}_{image.stem}",
+        images=[image],
+        settings={"layer": layer, "patch_sizes": list(patch_sizes)},
+        max_width=440,
+    )
 with right:
     st.subheader("Context reach")
     rows, cols = grid_sizes[layer]
@@ -69,7 +75,11 @@ with right:
     row = pick[0].slider("Patch row", 0, rows - 1, rows // 2, key=f"renet_row_{layer}")
     col = pick[1].slider("Patch column", 0, cols - 1, cols // 2, key=f"renet_col_{layer}")
     st.caption("Dark: input pixels that cannot influence this patch's sweep outputs.")
-    plot = builder("renet", "plot_context_reach")
-    if plot is not None:
-        figure = plot(trace, layer, row, col, patch_sizes=patch_sizes, image=view)
-        show_figure(figure, f"renet_context_layer{layer}_r{row}_c{col}_{image.stem}", max_width=440)
+    figure = plot_context_reach(trace, layer, row, col, patch_sizes=patch_sizes, image=view)
+    show_figure(
+        figure,
+        f"renet_context_layer{layer}_r{row}_c{col}_{image.stem}",
+        images=[image],
+        settings={"layer": layer, "patch_row": row, "patch_column": col},
+        max_width=440,
+    )

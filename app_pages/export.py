@@ -14,14 +14,35 @@ st.caption(
     "7.16 in, 8 pt type) and written with its numbers beside it (CSV or NPZ, plus a JSON description)."
 )
 
-figures = remembered()
+seen = remembered()
+figures = seen.entries
 if not figures:
     st.info("Open the other pages first: every figure you see there is listed here for export.")
     st.stop()
 
 names = list(figures)
-st.caption(f"{len(names)} figure(s) seen in this session, most recent last.")
-chosen = st.multiselect("Figures", names, default=names[-3:], key="export_figures")
+st.caption(
+    f"{len(names)} figure(s) seen in this session, most recent last. Each file is named after its "
+    "checkpoint and carries what made it (checkpoint, weights SHA-256, images, settings) inside it "
+    "and in its `.meta.json`."
+)
+let_go = seen.dropped
+if let_go:
+    st.warning(
+        f"The list holds the {seen.capacity} most recent figures, so {len(let_go)} older one(s) were "
+        f"dropped: {', '.join(let_go[-5:])}{' and more' if len(let_go) > 5 else ''}. Open them again to "
+        "export them.",
+        icon=":material/playlist_remove:",
+    )
+
+
+def describe(name: str) -> str:
+    provenance = figures[name].provenance
+    images = ", ".join(image.name for image in provenance.images[:3])
+    return f"{name} · {images or 'no image'} · {provenance.describe_settings()}"
+
+
+chosen = st.multiselect("Figures", names, default=names[-3:], format_func=describe, key="export_figures")
 browser = compute.browser_available()
 formats_offered = ["pdf", "svg", "png"] if browser else ["html", "json"]
 if not browser:
@@ -50,7 +71,10 @@ as_zip = st.toggle("One zip file", value=not single, disabled=not single, key="e
 
 request = (tuple(chosen), tuple(formats), columns, dpi, keep_title, include_data, single and not as_zip)
 if st.button("Prepare the files", type="primary", disabled=not chosen or not formats, key="export_go"):
-    items = [FigureItem(name, figures[name], data_of(figures[name])) for name in chosen]
+    items = [
+        FigureItem(name, figures[name].figure, data_of(figures[name].figure), figures[name].provenance)
+        for name in chosen
+    ]
     try:
         with st.spinner("Drawing the figures…"):
             st.session_state["export_result"] = (

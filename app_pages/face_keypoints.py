@@ -3,8 +3,10 @@
 import streamlit as st
 
 from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
+from crmn_viz.figures.overlays import plot_keypoints
+from crmn_viz.figures.readouts import plot_stepwise_keypoints
 from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.figures import show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
 
 selection = page_start(
@@ -66,10 +68,19 @@ if image.keypoints is not None:
     )
 
 st.subheader("Keypoints")
-plot = builder("overlays", "plot_keypoints")
-if plot is not None:
-    figure = plot(picture, [f.keypoints for f in found], ground_truth=image.keypoints)
-    show_figure(figure, f"face_keypoints_{image.stem}", max_width=620)
+crop_boxes = [f.crop_box.corners for f in found]
+figure = plot_keypoints(picture, [f.keypoints for f in found], ground_truth=image.keypoints, boxes=crop_boxes)
+show_figure(
+    figure,
+    f"face_keypoints_{image.stem}",
+    images=[image],
+    settings={
+        "box_mode": how,
+        "box": list(box) if box is not None else "detected",
+        "crop_boxes": [dict(f.crop_box._asdict()) for f in found],
+    },
+    max_width=620,
+)
 
 st.subheader("Block by block")
 if model.arch != "crmn":
@@ -90,7 +101,19 @@ else:
         format_func={"grid": "Six steps", "slider": "Every step (slider)"}.get,
     )
     steps = compute.face_steps(model, key, image.png, face_index, box, image.keypoints)
-    plot = builder("readouts", "plot_stepwise_keypoints")
-    if steps is not None and plot is not None:
-        figure = plot(steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth, layout=layout)
-        show_figure(figure, f"face_steps_{layout}_{image.stem}")
+    if steps is not None:
+        figure = plot_stepwise_keypoints(
+            steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth, layout=layout
+        )
+        show_figure(
+            figure,
+            f"face_steps_{layout}_{image.stem}",
+            images=[image],
+            settings={
+                "box_mode": how,
+                "box": list(box) if box is not None else "detected",
+                "crop_box": dict(face.crop_box._asdict()),
+                "face": face_index,
+                "layout": layout,
+            },
+        )

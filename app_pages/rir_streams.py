@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from crmn_viz.figures.rir import plot_stream_maps, plot_stream_norms
 from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import builder, show_figure
+from crmn_viz.streamlit_ui.figures import show_figure
 from crmn_viz.streamlit_ui.state import image_picker, page_start
 
 selection = page_start(
@@ -26,16 +27,19 @@ image = selection.images[index]
 
 st.subheader("Stream strength, block by block")
 st.caption("Root-mean-square activation of each stream after every generalized block.")
-plot = builder("rir", "plot_stream_norms")
-if plot is not None:
-    show_figure(
-        plot(trace, None if batch_mean else index, columns=2),
-        "rir_stream_norms" + ("" if batch_mean else f"_{image.stem}"),
-    )
+show_figure(
+    plot_stream_norms(trace, None if batch_mean else index, columns=2),
+    "rir_stream_norms" + ("" if batch_mean else f"_{image.stem}"),
+    images=None if batch_mean else [image],
+    settings={"average_over_images": batch_mean},
+)
 
 st.subheader("Stream maps")
 block = st.slider("Generalized block", 0, blocks - 1, blocks - 1, key="rir_block")
 st.caption("Channel mean of each stream's feature maps at this block.")
-plot = builder("rir", "plot_stream_maps")
-if plot is not None:
-    show_figure(plot(trace, block, index, columns=2), f"rir_stream_maps_block{block}_{image.stem}")
+show_figure(
+    plot_stream_maps(trace, block, index, columns=2),
+    f"rir_stream_maps_block{block}_{image.stem}",
+    images=[image],
+    settings={"block": block},
+)
