@@ -6,7 +6,7 @@ folder is not called ``pages/``, so Streamlit's legacy multipage mode never star
 
 import streamlit as st
 
-from crmn_viz.streamlit_ui.state import render_sidebar
+from crmn_viz.frontends.streamlit.state import render_sidebar
 
 st.set_page_config(
     page_title="crmn-viz",

@@ -3,19 +3,13 @@
 import streamlit as st
 
 from crmn_viz.analysis import ATTRIBUTION_METHODS, GATE_QUANTITIES
-from crmn_viz.figures.overlays import plot_attribution_overlay
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.figures import show
+from crmn_viz.frontends.streamlit.state import image_picker, page_start
 from crmn_viz.limits import LIMITS
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import show_figure
-from crmn_viz.streamlit_ui.state import image_picker, page_start
+from crmn_viz.views import attribution
+from crmn_viz.views.attribution import METHOD_LABELS
 
-METHOD_NAMES = {
-    "saliency": "Saliency (gradient)",
-    "integrated_gradients": "Integrated gradients",
-    "gradient_shap": "Gradient SHAP",
-    "occlusion": "Occlusion",
-    "gradcam": "Grad-CAM",
-}
 BASELINES = {"zeros": "mean colour", "black": "black", "white": "white"}
 
 selection = page_start(
@@ -25,23 +19,24 @@ selection = page_start(
     "CRMN memory unit's gate at one step. Computed with Captum; results are cached, so the display "
     "controls are free.",
 )
-model, key = selection.model, selection.key
+model = selection.model
+run = compute.CACHED
 channels, height, width = model.input_shape
 
 index = image_picker(selection, columns=True)
 image = selection.images[index]
-png, view_caption = image.png, None
+view_caption = None
 if selection.is_keypoints:
-    crop = compute.face_crop(model, key, image.png)
-    if crop is None:
-        view_caption = "No face was found: the whole photo is explained, resized to the network's input."
-    else:
-        png, view_caption = crop, "The face crop the network sees (found by the face detector)."
-view = compute.model_view(model, key, png)
+    explained = attribution.explained_picture(model, image, run)[1]
+    view_caption = (
+        "The face crop the network sees (found by the face detector)."
+        if explained == "face crop"
+        else "No face was found: the whole photo is explained, resized to the network's input."
+    )
 
 st.subheader("What to explain")
 kinds = ["Keypoint"] if selection.is_keypoints else ["Predicted class", "Class"]
-if model.arch == "crmn":
+if model.has_memory:
     kinds.append("LSTM gate unit")
 kind = st.segmented_control("Target", kinds, default=kinds[0], required=True, key="attr_kind")
 if kind == "Class":
@@ -95,11 +90,11 @@ def method_options(method: str, column_key: str) -> tuple:
         blocks = len(getattr(model, "blocks", None) or getattr(model, "layers", []))
         if blocks:
             options["block"] = st.slider("Block", 0, blocks - 1, blocks - 1, key=f"{column_key}_block")
-        if model.arch == "rir":
+        if model.stream_names:
             options["stream"] = st.segmented_control(
                 "Stream",
-                ["residual", "transient"],
-                default="residual",
+                list(model.stream_names),
+                default=model.stream_names[0],
                 required=True,
                 key=f"{column_key}_stream",
             )
@@ -121,7 +116,7 @@ for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), default
             f"Method {'AB'[side]}",
             ATTRIBUTION_METHODS,
             index=ATTRIBUTION_METHODS.index(default),
-            format_func=METHOD_NAMES.get,
+            format_func=METHOD_LABELS.get,
             key=f"attr_method_{side}",
         )
         choices.append((method, method_options(method, f"attr_{side}")))
@@ -129,36 +124,14 @@ for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), default
 for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
     with column:
         try:
-            result = compute.attribution(model, key, png, method, target, options)
+            result, figure = attribution.attribution_view(
+                model, image, method, target, options, run, opacity=opacity, signed=signed
+            )
         except ValueError as err:
-            st.error(f"{METHOD_NAMES[method]} cannot explain this target: {err}")
+            st.error(f"{METHOD_LABELS[method]} cannot explain this target: {err}")
             continue
         note = f"Target: **{result.target}** = {result.target_value:.4g}"
         if result.convergence_delta is not None:
             note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
         st.caption(note)
-        figure = plot_attribution_overlay(
-            view,
-            result.map,
-            opacity,
-            signed and method != "gradcam",
-            METHOD_NAMES[method],
-            target=str(result.target),
-            target_value=result.target_value,
-        )
-        show_figure(
-            figure,
-            f"attribution_{method}_{image.stem}",
-            images=[image],
-            settings={
-                "method": method,
-                "method_options": dict(options),
-                "target": str(result.target),
-                "target_spec": list(target),
-                "explained": "face crop" if png is not image.png else "whole image",
-                "opacity": opacity,
-                "signed": signed and method != "gradcam",
-            },
-            key=f"attr_fig_{side}",
-            max_width=440,
-        )
+        show(figure, key=f"attr_fig_{side}", max_width=440)

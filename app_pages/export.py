@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from crmn_viz.app_support.figure_files import FigureItem, export_bundle
 from crmn_viz.figures import FigureExportError
+from crmn_viz.figures.files import FigureItem, export_bundle
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.figures import data_of, remembered
 from crmn_viz.limits import LIMITS
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import data_of, remembered
 
 st.title("Export")
 st.caption(

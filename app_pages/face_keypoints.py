@@ -3,11 +3,10 @@
 import streamlit as st
 
 from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
-from crmn_viz.figures.overlays import plot_keypoints
-from crmn_viz.figures.readouts import plot_stepwise_keypoints
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import show_figure
-from crmn_viz.streamlit_ui.state import image_picker, page_start
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.figures import show
+from crmn_viz.frontends.streamlit.state import image_picker, page_start
+from crmn_viz.views import faces
 
 selection = page_start(
     "faces",
@@ -15,12 +14,12 @@ selection = page_start(
     "The face is found with OpenCV's detector (or a box you give), cropped as in training, and the "
     "network predicts 68 iBUG keypoints. Gallery faces come with their ground truth.",
 )
-model, key = selection.model, selection.key
+model = selection.model
+run = compute.CACHED
 
 index = image_picker(selection, label="Photo", columns=True)
 image = selection.images[index]
-picture = image.image()
-width, height = picture.size
+width, height = image.size
 
 boxes = ["Detect"] + (["Ground-truth box"] if image.keypoints is not None else []) + ["Draw a box"]
 how = st.segmented_control("Face box", boxes, default="Detect", required=True, key="faces_box_mode")
@@ -41,10 +40,11 @@ elif how == "Draw a box":
     y0, y1 = sliders[1].slider("Top and bottom", 0, height, (height // 4, 3 * height // 4), key="faces_y")
     box = (float(x0), float(y0), float(max(x1, x0 + 2)), float(max(y1, y0 + 2)))
 
-found = compute.faces(model, key, image.png, box)
-if isinstance(found, str):
-    st.warning(f"{found[0].upper()}{found[1:]}.")
+result = faces.face_keypoints(model, image, box, run, how)
+if isinstance(result, str):
+    st.warning(f"{result[0].upper()}{result[1:]}.")
     st.stop()
+found, keypoint_figure = result
 
 face_index = 0
 if len(found) > 1:
@@ -68,22 +68,10 @@ if image.keypoints is not None:
     )
 
 st.subheader("Keypoints")
-crop_boxes = [f.crop_box.corners for f in found]
-figure = plot_keypoints(picture, [f.keypoints for f in found], ground_truth=image.keypoints, boxes=crop_boxes)
-show_figure(
-    figure,
-    f"face_keypoints_{image.stem}",
-    images=[image],
-    settings={
-        "box_mode": how,
-        "box": list(box) if box is not None else "detected",
-        "crop_boxes": [dict(f.crop_box._asdict()) for f in found],
-    },
-    max_width=620,
-)
+show(keypoint_figure, max_width=620)
 
 st.subheader("Block by block")
-if model.arch != "crmn":
+if not model.has_stepwise_readout:
     st.info(
         "Only a CRMN can be read out after every block: this network gives its keypoints at the end only."
     )
@@ -99,21 +87,10 @@ else:
         required=True,
         key="faces_layout",
         format_func={"grid": "Six steps", "slider": "Every step (slider)"}.get,
+        # A run that stops before this control (an empty upload) would otherwise bring it back
+        # showing "Six steps" while the figure keeps the slider (streamlit/streamlit#3512).
+        persist_state="page",
     )
-    steps = compute.face_steps(model, key, image.png, face_index, box, image.keypoints)
+    steps = faces.face_steps_view(model, image, face_index, box, layout, run, how)
     if steps is not None:
-        figure = plot_stepwise_keypoints(
-            steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth, layout=layout
-        )
-        show_figure(
-            figure,
-            f"face_steps_{layout}_{image.stem}",
-            images=[image],
-            settings={
-                "box_mode": how,
-                "box": list(box) if box is not None else "detected",
-                "crop_box": dict(face.crop_box._asdict()),
-                "face": face_index,
-                "layout": layout,
-            },
-        )
+        show(steps)

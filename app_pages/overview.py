@@ -2,16 +2,11 @@
 
 import streamlit as st
 
-from crmn_viz.app_support.architecture import card_summary
-from crmn_viz.figures.overlays import plot_keypoints
-from crmn_viz.figures.readouts import (
-    plot_prediction_bar,
-    plot_stepwise_keypoints,
-    plot_stepwise_probabilities,
-)
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import show_figure
-from crmn_viz.streamlit_ui.state import image_picker, page_start
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.figures import show
+from crmn_viz.frontends.streamlit.state import image_picker, page_start
+from crmn_viz.views import faces, prediction
+from crmn_viz.views.model_info import card_summary
 
 selection = page_start(
     "overview",
@@ -19,6 +14,7 @@ selection = page_start(
     "The chosen network's prediction for each image, its model card and its architecture.",
 )
 model, key = selection.model, selection.key
+run = compute.CACHED
 
 st.subheader("Prediction")
 left, right = st.columns([1, 3], gap="large")
@@ -26,68 +22,37 @@ with left:
     index = image_picker(selection)
     image = selection.images[index]
     if not selection.is_keypoints:
-        st.image(
-            image.image(), caption=image.name + (f" (true: {image.label})" if image.label else ""), width=200
-        )
+        caption = image.name + (f" (true: {image.label})" if image.label else "")
+        st.image(image.enlarged(200), caption=caption, width=200)
 with right:
     if selection.is_keypoints:
-        found = compute.faces(model, key, image.png)
-        if isinstance(found, str):
-            st.info(f"{found}. The Face keypoints page lets you draw the face box yourself.")
+        result = faces.face_keypoints(model, image, None, run)
+        if isinstance(result, str):
+            st.info(f"{result}. The Face keypoints page lets you draw the face box yourself.")
         else:
+            found, figure = result
             st.metric("Faces found", len(found))
-            crop_boxes = [face.crop_box.corners for face in found]
-            figure = plot_keypoints(
-                image.image(),
-                [face.keypoints for face in found],
-                ground_truth=image.keypoints,
-                boxes=crop_boxes,
-            )
-            show_figure(
-                figure,
-                f"keypoints_{image.stem}",
-                images=[image],
-                settings={"box": "detected", "faces": len(found)},
-                max_width=560,
-            )
+            show(figure, max_width=560)
     else:
-        predictions = compute.classify(model, key, selection.pngs, top_k=10)[index]
-        best, probability = predictions[0]
+        ranked, figure = prediction.class_prediction(model, selection.images, index, 10, run)
+        best, probability = ranked[0]
         st.metric("Predicted class", best, f"{100 * probability:.1f}% probability", delta_color="off")
-        labels, probabilities = zip(*predictions)
-        show_figure(
-            plot_prediction_bar(labels, probabilities),
-            f"prediction_{image.stem}",
-            images=[image],
-            settings={"top_k": 10},
-        )
+        show(figure)
 
-if model.arch == "crmn":
+if model.has_stepwise_readout:
     st.subheader("Prediction after every block")
     st.caption(
         "Iterative inference: the CRMN's output layer applied to the LSTM state after each residual "
         "block. The last step is the model's actual output."
     )
     if selection.is_keypoints:
-        steps = compute.face_steps(model, key, image.png, 0, None, image.keypoints)
+        steps = faces.face_steps_view(model, image, 0, None, "grid", run)
         if steps is None:
             st.caption("No face found in this image, so there is nothing to follow.")
         else:
-            figure = plot_stepwise_keypoints(
-                steps.crop, steps.keypoints_per_step, ground_truth=steps.ground_truth
-            )
-            show_figure(
-                figure,
-                f"stepwise_keypoints_{image.stem}",
-                images=[image],
-                settings={"box": "detected", "face": 0},
-            )
+            show(steps)
     else:
-        readout = compute.stepwise(model, key, selection.pngs)
-        figure = plot_stepwise_probabilities(
-            readout.probabilities[index], readout.class_names, top_k=5, columns=2
-        )
-        show_figure(figure, f"stepwise_probabilities_{image.stem}", images=[image], settings={"top_k": 5})
+        show(prediction.stepwise_prediction(model, selection.images, index, 5, run))
 
 summary = compute.summary(model, key)
 st.subheader("Model")

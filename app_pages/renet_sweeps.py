@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from crmn_viz.figures.renet import plot_context_reach, plot_patch_grid, plot_sweep_maps
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.figures import show_figure
-from crmn_viz.streamlit_ui.state import image_picker, page_start
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.figures import show
+from crmn_viz.frontends.streamlit.state import image_picker, page_start
+from crmn_viz.views import sweeps
 
 selection = page_start(
     "renet",
@@ -15,8 +15,7 @@ selection = page_start(
     "the part of the image its sweeps have passed.",
 )
 model, key = selection.model, selection.key
-trace = compute.trace(model, key, selection.pngs)
-patch_sizes = model.config.patch_sizes
+run = compute.CACHED
 grid_sizes = model.grid_sizes
 
 controls = st.columns([2, 1, 2])
@@ -39,7 +38,6 @@ with controls[2]:
         format_func={"pca": "Colour = 3 principal components", "channels": "Single channels"}.get,
     )
 image = selection.images[index]
-view = compute.model_view(model, key, image.png)
 
 st.subheader("Four sweeps")
 if mode == "channels":
@@ -50,36 +48,26 @@ if mode == "channels":
 else:
     channels = None
     st.caption("The three principal components of all four sweeps together, shown as red, green and blue.")
-show_figure(
-    plot_sweep_maps(trace, layer, index, mode, channels),
-    f"renet_sweeps_layer{layer}_{mode}_{image.stem}",
-    images=[image],
-    settings={"layer": layer, "mode": mode, "channels": channels},
-)
+show(sweeps.renet_sweeps(model, selection.images, index, layer, mode, channels, run))
 
 left, right = st.columns(2)
 with left:
     st.subheader("Patch grid")
     st.caption(f"Layer {layer} works on a {grid_sizes[layer][0]}×{grid_sizes[layer][1]} grid of patches.")
-    show_figure(
-        plot_patch_grid(view, patch_sizes, layer),
-        f"renet_patch_grid_layer{layer}_{image.stem}",
-        images=[image],
-        settings={"layer": layer, "patch_sizes": list(patch_sizes)},
-        max_width=440,
-    )
-with right:
+    show(sweeps.renet_patch_grid(model, image, layer, run), max_width=440)
+
+
+@st.fragment
+def context_reach() -> None:
+    """The patch sliders rerun only this section."""
     st.subheader("Context reach")
     rows, cols = grid_sizes[layer]
     pick = st.columns(2)
     row = pick[0].slider("Patch row", 0, rows - 1, rows // 2, key=f"renet_row_{layer}")
     col = pick[1].slider("Patch column", 0, cols - 1, cols // 2, key=f"renet_col_{layer}")
     st.caption("Dark: input pixels that cannot influence this patch's sweep outputs.")
-    figure = plot_context_reach(trace, layer, row, col, patch_sizes=patch_sizes, image=view)
-    show_figure(
-        figure,
-        f"renet_context_layer{layer}_r{row}_c{col}_{image.stem}",
-        images=[image],
-        settings={"layer": layer, "patch_row": row, "patch_column": col},
-        max_width=440,
-    )
+    show(sweeps.renet_context_reach(model, selection.images, index, layer, row, col, run), max_width=440)
+
+
+with right:
+    context_reach()

@@ -17,6 +17,7 @@ strings that are shown on screen (class names, data set, name) must be plain tex
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import json
@@ -24,8 +25,10 @@ import math
 import os
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -41,6 +44,8 @@ from crmn_viz.preprocessing import Preprocessor
 __all__ = [
     "CheckpointError",
     "CheckpointIdentity",
+    "ModelCard",
+    "build_skeleton",
     "checkpoint_dir",
     "checkpoint_key",
     "list_checkpoints",
@@ -94,6 +99,119 @@ class CheckpointIdentity:
         normalisation): the same weights under another card are another model.
         """
         return f"{self.arch}:{self.weights_sha256}:{self.card_sha256}"
+
+
+_NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, eq=False)
+class ModelCard(Mapping[str, Any]):
+    """A checkpoint's model card (the validated ``.json`` beside the weights), as typed fields.
+
+    :func:`load` attaches one as ``model.card``. Read it through the attributes
+    (``model.card.dataset``, ``model.card.class_names``); for code written against the JSON
+    dict it is also a read-only mapping of the card's keys to their JSON values
+    (``card["arch"]``, ``card.get("metrics", {})``, ``dict(card)``), lists left as lists.
+    Analyses that read a card accept any mapping, so a model built in code may carry a plain dict.
+
+    Attributes:
+        arch: architecture key (``"crmn"``, ...).
+        config: the model options the card was built with.
+        task: ``"classification"`` or ``"keypoints"``.
+        input_size: (height, width) in pixels the preprocessing resizes to, when stated.
+        in_channels: input channels, when stated.
+        dataset: the data set it was trained on (plain text), when stated.
+        class_names: one label per output class, when stated.
+        normalization: ``{"mean": (...), "std": (...)}`` per input channel, when stated.
+        metrics: test metrics recorded by training or ``crmn-viz eval``.
+        training: the training record (command, epochs, recipe, hardware...).
+        notes: free-text notes.
+        name: a display name, when the card gives one.
+        weights_sha256: the weights digest the card claims (:func:`load` refuses a card whose
+            claim differs from the bytes read; :class:`CheckpointIdentity` has the computed one).
+        raw: every key of the card as parsed (the mapping interface reads it).
+    """
+
+    arch: str
+    config: Mapping[str, Any]
+    task: str = "classification"
+    input_size: tuple[int, int] | None = None
+    in_channels: int | None = None
+    dataset: str | None = None
+    class_names: tuple[str, ...] | None = None
+    normalization: Mapping[str, tuple[float, ...]] | None = None
+    metrics: Mapping[str, Any] = field(default_factory=lambda: _NO_ENTRIES)
+    training: Mapping[str, Any] = field(default_factory=lambda: _NO_ENTRIES)
+    notes: str | None = None
+    name: str | None = None
+    weights_sha256: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=lambda: _NO_ENTRIES, repr=False)
+
+    @classmethod
+    def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
+        """Build from a card dict that :func:`validate_card` accepted (it is copied, not kept)."""
+        raw = copy.deepcopy(dict(card))
+        config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+        size = raw.get("input_size", config.get("input_size"))
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = [size, size]
+        input_size = (
+            (int(size[0]), int(size[1]))
+            if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)
+            else None
+        )
+        channels = raw.get("in_channels", config.get("in_channels"))
+        names = raw.get("class_names")
+        norm = raw.get("normalization")
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return value if isinstance(value, str) else None
+
+        def entries(key: str) -> Mapping[str, Any]:
+            value = raw.get(key)
+            return MappingProxyType(value) if isinstance(value, dict) else _NO_ENTRIES
+
+        return cls(
+            arch=str(raw.get("arch", "")),
+            config=MappingProxyType(config),
+            task=text("task") or "classification",
+            input_size=input_size,
+            in_channels=channels if isinstance(channels, int) and not isinstance(channels, bool) else None,
+            dataset=text("dataset"),
+            class_names=tuple(names) if isinstance(names, list) else None,
+            normalization=(
+                MappingProxyType({key: tuple(norm[key]) for key in ("mean", "std")})
+                if isinstance(norm, dict) and all(isinstance(norm.get(key), list) for key in ("mean", "std"))
+                else None
+            ),
+            metrics=entries("metrics"),
+            training=entries("training"),
+            notes=text("notes"),
+            name=text("name"),
+            weights_sha256=text("weights_sha256"),
+            raw=MappingProxyType(raw),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as a plain JSON-ready dict (a copy of :attr:`raw`)."""
+        return copy.deepcopy(dict(self.raw))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.raw) == dict(other.raw if isinstance(other, ModelCard) else other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a card holds dicts
 
 
 def checkpoint_dir() -> Path:
@@ -482,7 +600,7 @@ def load(
     """Load a checkpoint (a zoo name such as ``"crmn-cifar10"`` or a path).
 
     Returns the model in eval mode on ``device`` (``"auto"``: CUDA when present,
-    else CPU) with ``model.card`` (the model card dict) and ``model.preprocess`` (a
+    else CPU) with ``model.card`` (a :class:`ModelCard`) and ``model.preprocess`` (a
     :class:`~crmn_viz.preprocessing.Preprocessor` built from the card).
 
     ``max_parameters`` (values in the state dict) and ``max_tensors`` bound the model a
@@ -571,8 +689,8 @@ def load(
         if device == "auto"
         else torch.device(device)
     )
-    model = model.to(target).eval()
-    model.card = card  # type: ignore[attr-defined]
+    model = model.to(target).eval().use_fast_layout()  # channels-last weights for convolutional models
+    model.card = ModelCard.from_dict(card)  # type: ignore[attr-defined]
     model.preprocess = preprocess  # type: ignore[attr-defined]
     model.checkpoint = CheckpointIdentity(  # type: ignore[attr-defined]
         name=weights_path.stem,
@@ -581,6 +699,41 @@ def load(
         card_sha256=hashlib.sha256(card_bytes).hexdigest(),
     )
     return model
+
+
+def build_skeleton(card: Mapping[str, Any]) -> TracedModel:
+    """The model a card describes, built on PyTorch's ``meta`` device: no weights, no memory.
+
+    Enough to ask what the model can show (its capabilities, ``task``, ``block_count``...)
+    without reading its weights, e.g. for every checkpoint of the zoo. The build is bounded by
+    :data:`crmn_viz.limits.LIMITS` (``max_parameters``, ``max_tensors``) as in :func:`load`.
+
+    Args:
+        card: a model card, or an entry of :func:`list_checkpoints` (``arch`` and ``config``
+            are read).
+
+    Raises:
+        CheckpointError: unknown architecture, invalid config, or a model beyond the limits.
+    """
+    arch = card.get("arch")
+    if arch not in list_architectures():
+        raise CheckpointError(f"unknown architecture {arch!r}; known: {list_architectures()}")
+    try:
+        config = config_class(arch).from_dict(dict(card.get("config") or {}))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"invalid {arch} config: {err}") from None
+    bounded = _BoundedConstruction(
+        LIMITS.max_parameters, LIMITS.max_tensors, LIMITS.max_parameters, LIMITS.max_tensors
+    )
+    try:
+        with torch.device("meta"), bounded:
+            return create_model(arch, **config.to_dict())
+    except CheckpointError:
+        raise
+    except Exception as err:  # a config of the wrong types can trip any error in a constructor
+        raise CheckpointError(
+            f"invalid {arch} config: the model cannot be built ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
 
 
 def _check_claimed_digest(card: dict[str, Any], actual: str, card_name: str, weights_name: str) -> None:
@@ -638,8 +791,9 @@ def _preprocessor(card: dict[str, Any], skeleton: TracedModel, label: str) -> Pr
 def list_checkpoints(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Cards of the checkpoints in ``directory`` (default: :func:`checkpoint_dir`).
 
-    Each entry is ``{"name", "arch", "task", "dataset", "metrics", "num_parameters",
-    "size_bytes"}``; cards that fail validation are skipped.
+    Each entry is ``{"name", "arch", "config", "task", "dataset", "metrics", "num_parameters",
+    "size_bytes"}``; cards that fail validation are skipped. :func:`build_skeleton` makes the
+    model an entry describes (on the ``meta`` device), to ask its capabilities.
     """
     folder = Path(directory) if directory is not None else checkpoint_dir()
     entries = []
@@ -655,6 +809,7 @@ def list_checkpoints(directory: str | os.PathLike[str] | None = None) -> list[di
             {
                 "name": card_path.stem,
                 "arch": card["arch"],
+                "config": card["config"],
                 "task": card.get("task", "classification"),
                 "dataset": card.get("dataset"),
                 "metrics": card.get("metrics", {}),

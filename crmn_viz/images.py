@@ -23,14 +23,13 @@ import os
 import re
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from crmn_viz.limits import LIMITS
+from crmn_viz.limits import ImageLimits
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -73,36 +72,8 @@ class InvalidImageError(ValueError):
     """The input cannot be used as an image; the message says why and what is accepted."""
 
 
-@dataclass(frozen=True)
-class ImageLimits:
-    """Limits that protect the app from inputs that are too big or too odd to show.
-
-    The defaults come from :data:`crmn_viz.limits.LIMITS` (``CRMN_VIZ_MAX_IMAGE_PIXELS``,
-    ``CRMN_VIZ_MAX_IMAGE_BYTES``, ``CRMN_VIZ_MAX_ASPECT_RATIO``).
-
-    Attributes:
-        max_pixels: Largest width x height allowed, checked on the file header
-            before decoding (default 40 megapixels, e.g. 8000 x 5000).
-        max_bytes: Largest encoded size in bytes (default 20 MB) for paths,
-            bytes and file objects.
-        max_aspect_ratio: Largest ratio of the long side to the short side
-            (default 50, so a 1 x 50 strip is accepted and 1 x 51 is not).
-    """
-
-    max_pixels: int = LIMITS.max_image_pixels
-    max_bytes: int = LIMITS.max_image_bytes
-    max_aspect_ratio: float = LIMITS.max_aspect_ratio
-
-    def __post_init__(self) -> None:
-        if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes must be at least 1, got {self.max_bytes}")
-        if self.max_aspect_ratio < 1:
-            raise ValueError(f"max_aspect_ratio must be at least 1, got {self.max_aspect_ratio}")
-
-
 DEFAULT_IMAGE_LIMITS = ImageLimits()
+"""The limits :func:`load_image` applies when none are given (from :data:`crmn_viz.limits.LIMITS`)."""
 
 
 def load_image(

@@ -4,9 +4,10 @@ A public Space serves strangers: every upload, request and export is bounded so 
 visitor cannot exhaust the memory, disk or CPU of a free 16 GB, 2 vCPU machine. The bounds
 live in one frozen dataclass, :class:`Limits`; the module-level :data:`LIMITS` is read from
 the environment once, when :mod:`crmn_viz` is first imported, and the library's defaults
-(:class:`crmn_viz.images.ImageLimits`, :class:`crmn_viz.analysis.AttributionLimits`,
+(:class:`ImageLimits` for :mod:`crmn_viz.images`, :class:`AttributionLimits` for
+:mod:`crmn_viz.analysis.attributions`, both defined here and re-exported there,
 ``crmn_viz.checkpoints.MAX_PARAMETERS``, the upload caps of
-:mod:`crmn_viz.app_support.uploads`, the export checks of :mod:`crmn_viz.figures.export`,
+:mod:`crmn_viz.inputs.uploads`, the export checks of :mod:`crmn_viz.figures.export`,
 the Streamlit app and the Gradio demo) all come from it.
 
 Each field ``max_xyz`` is overridden by the variable ``CRMN_VIZ_MAX_XYZ`` (upper case), e.g.
@@ -25,13 +26,9 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crmn_viz.analysis.attributions import AttributionLimits
-    from crmn_viz.images import ImageLimits
-
-__all__ = ["ENV_PREFIX", "LIMITS", "LimitSpec", "Limits"]
+__all__ = ["ENV_PREFIX", "LIMITS", "AttributionLimits", "ImageLimits", "LimitSpec", "Limits"]
 
 ENV_PREFIX = "CRMN_VIZ_"
 """Prefix of every environment variable; the rest is the field name in upper case."""
@@ -163,8 +160,6 @@ class Limits:
 
     def image_limits(self) -> ImageLimits:
         """The :class:`~crmn_viz.images.ImageLimits` for files read by :func:`~crmn_viz.images.load_image`."""
-        from crmn_viz.images import ImageLimits
-
         return ImageLimits(
             max_pixels=self.max_image_pixels,
             max_bytes=self.max_image_bytes,
@@ -173,8 +168,6 @@ class Limits:
 
     def upload_image_limits(self) -> ImageLimits:
         """The :class:`~crmn_viz.images.ImageLimits` for uploaded images."""
-        from crmn_viz.images import ImageLimits
-
         return ImageLimits(
             max_pixels=self.max_upload_pixels,
             max_bytes=self.max_upload_bytes,
@@ -183,8 +176,6 @@ class Limits:
 
     def attribution_limits(self) -> AttributionLimits:
         """The :class:`~crmn_viz.analysis.AttributionLimits` of these limits."""
-        from crmn_viz.analysis.attributions import AttributionLimits
-
         return AttributionLimits(
             max_steps=self.max_attribution_steps,
             max_samples=self.max_attribution_samples,
@@ -228,3 +219,54 @@ def _parse(text: str, spec: dataclasses.Field, variable: str) -> int | float:
 
 LIMITS: Limits = Limits.from_env()
 """The limits in force: the defaults overridden by the environment when :mod:`crmn_viz` was imported."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits that protect the app from inputs that are too big or too odd to show.
+
+    Used by :func:`crmn_viz.images.load_image` (and importable from :mod:`crmn_viz.images`).
+    The defaults come from :data:`LIMITS` (``CRMN_VIZ_MAX_IMAGE_PIXELS``,
+    ``CRMN_VIZ_MAX_IMAGE_BYTES``, ``CRMN_VIZ_MAX_ASPECT_RATIO``).
+
+    Attributes:
+        max_pixels: Largest width x height allowed, checked on the file header
+            before decoding (default 40 megapixels, e.g. 8000 x 5000).
+        max_bytes: Largest encoded size in bytes (default 20 MB) for paths,
+            bytes and file objects.
+        max_aspect_ratio: Largest ratio of the long side to the short side
+            (default 50, so a 1 x 50 strip is accepted and 1 x 51 is not).
+    """
+
+    max_pixels: int = LIMITS.max_image_pixels
+    max_bytes: int = LIMITS.max_image_bytes
+    max_aspect_ratio: float = LIMITS.max_aspect_ratio
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {self.max_bytes}")
+        if self.max_aspect_ratio < 1:
+            raise ValueError(f"max_aspect_ratio must be at least 1, got {self.max_aspect_ratio}")
+
+
+@dataclass(frozen=True)
+class AttributionLimits:
+    """Upper bounds that keep one attribution affordable (an app can expose the options safely).
+
+    Used by :func:`crmn_viz.analysis.attribute` (and importable from :mod:`crmn_viz.analysis`).
+    The defaults come from :data:`LIMITS` (``CRMN_VIZ_MAX_ATTRIBUTION_STEPS``, ``_SAMPLES``,
+    ``_WINDOWS`` and ``_BATCH``).
+
+    Attributes:
+        max_steps: integrated-gradients ``n_steps``.
+        max_samples: gradient-SHAP ``n_samples``.
+        max_windows: occlusion window positions.
+        max_batch: the largest ``max_batch`` (network inputs per forward/backward pass).
+    """
+
+    max_steps: int = LIMITS.max_attribution_steps
+    max_samples: int = LIMITS.max_attribution_samples
+    max_windows: int = LIMITS.max_attribution_windows
+    max_batch: int = LIMITS.max_attribution_batch

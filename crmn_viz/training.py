@@ -31,6 +31,7 @@ import platform
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from torch import nn
 from tqdm import tqdm
 
 from crmn_viz.checkpoints import save
-from crmn_viz.models import create_model
+from crmn_viz.models import create_model, model_class
 from crmn_viz.models.base import TracedModel
 
 __all__ = [
@@ -92,7 +93,7 @@ class TrainRecipe:
     # over (augmented) training batches
     swa_from_epoch: int = 0
     num_workers: int = 0  # DataLoader workers for datasets that are not held in memory
-    amp: bool = False  # bfloat16 autocast for the training step (CUDA, or CPUs with AVX512-BF16/AMX)
+    amp: bool = False  # bfloat16 autocast for the training step (CUDA; a CPU only with AVX512-BF16/AMX)
     channels_last: bool = False  # NHWC memory format for the training step (faster convolutions)
     compile: bool = False  # torch.compile the model on CUDA
     half_storage: bool = True  # store the shipped weights as float16
@@ -122,7 +123,7 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainRecipe:
             f"swa_from_epoch must be 0 (off) or an epoch in 1..epochs={recipe.epochs}, "
             f"got {recipe.swa_from_epoch!r}"
         )
-    if recipe.schedule == "round_robin" and recipe.arch != "crmn":
+    if recipe.schedule == "round_robin" and not model_class(recipe.arch).has_memory:
         raise ValueError(
             "the round_robin schedule cycles over a CRMN's ResNet, LSTM and head: arch must be crmn"
         )
@@ -415,6 +416,30 @@ def _loss(recipe: TrainRecipe, output: torch.Tensor, target: torch.Tensor) -> to
     return F.cross_entropy(output, target, label_smoothing=recipe.label_smoothing)
 
 
+def autocast_pays(amp: bool, device: torch.device) -> bool:
+    """Whether a recipe's ``amp`` runs: always on CUDA, on a CPU only with bfloat16 arithmetic.
+
+    A CPU without AVX512-BF16 or AMX-BF16 emulates bfloat16 through float32 conversions:
+    ``crmn-viz bench`` row 10 measured a CRMN-20 training step 12x slower with autocast than in
+    float32 on such a CPU (AVX2), against 1.8x faster on one with AVX512-BF16. There the step
+    runs in float32 instead, with a warning; the recipe (and the card) keep ``amp`` as written.
+    """
+    if not amp or device.type != "cpu":
+        return amp
+    from crmn_viz.benchmarks import cpu_has_bfloat16_arithmetic, cpu_instruction_sets
+
+    sets = cpu_instruction_sets()
+    if cpu_has_bfloat16_arithmetic(sets):
+        return True
+    warnings.warn(
+        f"amp = true, but this CPU ({', '.join(sets) or 'no AVX2'}) has no bfloat16 arithmetic "
+        "(AVX512-BF16 or AMX): autocast would be emulated and slower than float32 (about 12x for "
+        "a CRMN-20 step, crmn-viz bench row 10), so the training steps run in float32",
+        stacklevel=2,
+    )
+    return False
+
+
 def training_step(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -546,10 +571,10 @@ def initialise_from_checkpoint(model: TracedModel, recipe: TrainRecipe) -> dict[
     from crmn_viz.checkpoints import load
 
     parent = load(recipe.init_from, device="cpu")
-    card = parent.card  # type: ignore[attr-defined]
-    if card["arch"] != recipe.arch or card.get("dataset") != recipe.dataset:
+    card = parent.card  # type: ignore[attr-defined]  # a ModelCard
+    if card.arch != recipe.arch or card.dataset != recipe.dataset:
         raise ValueError(
-            f"init_from {recipe.init_from!r} is a {card['arch']} model on {card.get('dataset')}, "
+            f"init_from {recipe.init_from!r} is a {card.arch} model on {card.dataset}, "
             f"but the recipe trains a {recipe.arch} model on {recipe.dataset}"
         )
     theirs, ours = parent.config.to_dict(), model.config.to_dict()
@@ -690,6 +715,7 @@ def train(
         net = nn.parallel.DistributedDataParallel(model)
     if recipe.compile and target.type == "cuda":
         net = torch.compile(net)  # type: ignore[assignment]
+    amp = autocast_pays(recipe.amp, target)
     started = time.time()
     metrics_path = run_dir / "metrics.jsonl"
     for epoch in range(start_epoch, recipe.epochs):
@@ -720,7 +746,7 @@ def train(
                 x,
                 y,
                 functools.partial(_loss, recipe),
-                amp=recipe.amp,
+                amp=amp,
                 channels_last=recipe.channels_last,
             )
             schedule.step()
@@ -811,6 +837,7 @@ def train(
                 + (f", {torch.cuda.get_device_name()}" if target.type == "cuda" else ", no GPU"),
                 "processes": world,
                 "threads_per_process": torch.get_num_threads(),
+                "autocast": amp,  # what the steps ran: a CPU without bfloat16 arithmetic ignores amp
                 **({"initialised_from": parent} if parent else {}),
                 "torch": torch.__version__,
             },

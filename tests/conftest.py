@@ -1,9 +1,22 @@
-"""Shared fixtures: tiny configurations of every architecture (fast on a CPU)."""
+"""Shared fixtures: tiny configurations of every architecture (fast on a CPU).
+
+The offline data: the package looks in ``$CRMN_VIZ_DATA_DIR``, else ``./data``; in this
+project's development layout the data sits in ``../shared/data`` beside the repository, so when
+the variable is unset and that folder exists, the tests point the variable at it (before any
+test module reads it). Tests that need the data skip when it is absent.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+DEVELOPMENT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not os.environ.get("CRMN_VIZ_DATA_DIR") and DEVELOPMENT_DATA_DIR.is_dir():
+    os.environ["CRMN_VIZ_DATA_DIR"] = str(DEVELOPMENT_DATA_DIR)
 
 TINY_CONFIGS = {
     "resnet": {"depth": 8, "width": 4, "num_outputs": 5, "input_size": 16},

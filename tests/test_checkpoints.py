@@ -37,6 +37,45 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, arch):
     assert loaded.preprocess.input_size == model.input_shape[1:]
 
 
+def test_loaded_card_is_a_typed_read_only_model_card(tmp_path):
+    from crmn_viz.checkpoints import ModelCard
+
+    model = tiny_model("crmn")
+    _, card_path = save(model, tmp_path / "m", **CARD)
+    card = load(tmp_path / "m", device="cpu").card
+    assert isinstance(card, ModelCard)
+    assert (card.arch, card.task, card.dataset) == ("crmn", "classification", "cifar10")
+    assert card.input_size == model.input_shape[1:] and card.in_channels == 3
+    assert card.class_names == tuple(CARD["class_names"])
+    assert card.normalization == {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.2, 0.2)}
+    assert card.metrics == {"test_accuracy": 0.5} and card.config == model.config.to_dict()
+    assert card.weights_sha256 and card.training == {} and card.notes is None
+    # the transition: a read-only mapping of the JSON, equal to the file's dict
+    written = json.loads(card_path.read_text())
+    assert card == written and dict(card) == written and card.to_dict() == written
+    assert card["class_names"] == CARD["class_names"] and card.get("absent", 7) == 7
+    with pytest.raises(TypeError):
+        card["dataset"] = "mnist"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        card.dataset = "mnist"  # type: ignore[misc]
+
+
+def test_a_skeleton_from_a_card_answers_capabilities_without_weights(tmp_path):
+    from crmn_viz.checkpoints import build_skeleton
+
+    save(tiny_model("renet"), tmp_path / "r", **CARD)
+    (entry,) = list_checkpoints(tmp_path)
+    skeleton = build_skeleton(entry)
+    assert skeleton.sweep_names and not skeleton.has_memory
+    assert {p.device.type for p in skeleton.parameters()} == {"meta"}
+    with pytest.raises(CheckpointError, match="unknown architecture"):
+        build_skeleton({"arch": "vgg", "config": {}})
+    with pytest.raises(CheckpointError, match="invalid crmn config"):
+        build_skeleton({"arch": "crmn", "config": {"depth": 7}})
+    with pytest.raises(CheckpointError, match="above the limit"):
+        build_skeleton({"arch": "crmn", "config": {"width": 1024, "depth": 1202, "hidden_size": 8192}})
+
+
 def test_half_precision_storage_restores_float32(tmp_path):
     model = tiny_model("crmn")
     save(model, tmp_path / "half", half=True, **CARD)

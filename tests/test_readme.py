@@ -23,7 +23,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_zoo_table_is_what_the_cards_say(capsys):
     """Every number in the README's zoo table comes from the cards (``crmn-viz list --markdown``)."""
-    from crmn_viz.cli import main
+    from crmn_viz.frontends.cli import main
 
     assert main(["list", "--markdown", "--dir", str(README.parent / "checkpoints")]) == 0
     table = capsys.readouterr().out.strip()

@@ -53,7 +53,7 @@ from crmn_viz.analysis.inputs import (
     preprocessor_for,
 )
 from crmn_viz.analysis.statistics import LSTM_QUANTITIES
-from crmn_viz.limits import LIMITS, Limits
+from crmn_viz.limits import AttributionLimits, Limits
 from crmn_viz.models.base import TracedModel
 from crmn_viz.models.reference import reference_crmn_lstm
 from crmn_viz.tracing import recording
@@ -110,26 +110,6 @@ class GateTarget:
 
 AttributionTarget = int | KeypointTarget | GateTarget | None
 """A class index, a keypoint coordinate, an LSTM gate unit, or None (predicted class)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class AttributionLimits:
-    """Upper bounds that keep one attribution affordable (an app can expose the options safely).
-
-    The defaults come from :data:`crmn_viz.limits.LIMITS` (``CRMN_VIZ_MAX_ATTRIBUTION_STEPS``,
-    ``_SAMPLES``, ``_WINDOWS`` and ``_BATCH``).
-
-    Attributes:
-        max_steps: integrated-gradients ``n_steps``.
-        max_samples: gradient-SHAP ``n_samples``.
-        max_windows: occlusion window positions.
-        max_batch: the largest ``max_batch`` (network inputs per forward/backward pass).
-    """
-
-    max_steps: int = LIMITS.max_attribution_steps
-    max_samples: int = LIMITS.max_attribution_samples
-    max_windows: int = LIMITS.max_attribution_windows
-    max_batch: int = LIMITS.max_attribution_batch
 
 
 @dataclasses.dataclass
@@ -192,7 +172,7 @@ def _gate_function(model: TracedModel, target: GateTarget) -> Callable[[torch.Te
     model's ``lstm.input`` does and runs the reference eqs. 2-7 loop up to ``step``
     (later steps cannot influence it).
     """
-    if model.arch != "crmn":
+    if not model.has_memory:
         raise ValueError(f"GateTarget needs a CRMN (its LSTM reads the blocks); got a {model.arch!r} model")
     if target.gate not in LSTM_QUANTITIES:
         raise ValueError(f"unknown gate {target.gate!r}; choose from {list(LSTM_QUANTITIES)}")
@@ -226,21 +206,10 @@ def gradcam_layer_name(model: TracedModel, block: int = -1, stream: str = "resid
 
     ResNet and CRMN: ``blocks.{k}.out`` (block output after the residual addition, eq. 1);
     RiR: ``blocks.{k}.residual`` or ``blocks.{k}.transient`` (``stream``) of generalized
-    block k; ReNet: ``layers.{k}.out``. Negative ``block`` counts from the end.
+    block k; ReNet: ``layers.{k}.out``. Negative ``block`` counts from the end. The model
+    knows its own layers: this is :meth:`~crmn_viz.models.base.TracedModel.gradcam_layer`.
     """
-    if model.arch in ("resnet", "crmn", "rir"):
-        count, pattern = len(model.blocks), "blocks.{}.out"  # type: ignore[arg-type]
-        if model.arch == "rir":
-            if stream not in ("residual", "transient"):
-                raise ValueError(f"stream must be 'residual' or 'transient', got {stream!r}")
-            pattern = "blocks.{}." + stream
-    elif model.arch == "renet":
-        count, pattern = len(model.layers), "layers.{}.out"  # type: ignore[arg-type]
-    else:
-        raise ValueError(
-            f"no Grad-CAM blocks known for architecture {model.arch!r}; pass layer=<module path>"
-        )
-    return pattern.format(_check_index(block, count, "block"))
+    return model.gradcam_layer(block, stream)
 
 
 def _baseline(spec: Any, x: torch.Tensor, model: TracedModel) -> torch.Tensor:

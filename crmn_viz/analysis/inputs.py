@@ -9,7 +9,7 @@ function accepts either kind of model and either PIL images or an already-normal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -49,7 +49,7 @@ def preprocessor_for(model: TracedModel) -> Preprocessor:
         return attached
     channels, height, width = model.input_shape
     card = getattr(model, "card", None)
-    normalization = card.get("normalization") if isinstance(card, dict) else None
+    normalization = card.get("normalization") if isinstance(card, Mapping) else None
     if isinstance(normalization, dict) and "mean" in normalization and "std" in normalization:
         mean, std = tuple(normalization["mean"]), tuple(normalization["std"])
     else:
@@ -114,7 +114,7 @@ def class_names_for(model: TracedModel) -> list[str]:
     """Class labels: ``model.card["class_names"]`` when present and complete, else ``"class k"``."""
     count = int(model.config.num_outputs)  # type: ignore[attr-defined]
     card = getattr(model, "card", None)
-    names = card.get("class_names") if isinstance(card, dict) else None
+    names = card.get("class_names") if isinstance(card, Mapping) else None
     if isinstance(names, list) and len(names) == count:
         return [str(name) for name in names]
     return [f"class {k}" for k in range(count)]
@@ -127,10 +127,11 @@ def evaluation_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     Analyses must see the deterministic network: BatchNorm with its running statistics
     and no dropout (ReNet applies dropout after every sweep in training mode).
     """
-    previous = {module: module.training for module in model.modules()}
-    model.eval()
+    training = [module for module in model.modules() if module.training]
+    if training:  # a model already in eval mode (the usual case) is left untouched
+        model.eval()
     try:
         yield model
     finally:
-        for module, was_training in previous.items():
-            module.training = was_training
+        for module in training:
+            module.training = True

@@ -68,7 +68,7 @@ def stepwise_readout(model: TracedModel, images: ImageBatch) -> StepwiseReadout:
     Raises:
         TypeError: the model is not a CRMN (only the CRMN has an LSTM read-out over blocks).
     """
-    if model.arch != "crmn" or not hasattr(model, "head"):
+    if not model.has_stepwise_readout:
         raise TypeError(
             f"stepwise_readout needs a CRMN: only the CRMN has an LSTM whose every step can be decoded by "
             f"its output layer; got a {model.arch!r} model"

@@ -30,6 +30,7 @@ from crmn_viz.analysis.inputs import (
     model_dtype,
     preprocessor_for,
 )
+from crmn_viz.memory_quantities import MEMORY_QUANTITIES, MEMORY_QUANTITY_NAMES
 from crmn_viz.models.base import TracedModel
 from crmn_viz.preprocessing import Preprocessor
 
@@ -42,10 +43,10 @@ __all__ = [
     "gate_statistics",
 ]
 
-GATE_QUANTITIES = ("input_gate", "forget_gate", "output_gate", "cell_candidate", "cell")
-"""What :func:`gate_statistics` summarises by default: the gates, s_l and c_l."""
-LSTM_QUANTITIES = (*GATE_QUANTITIES, "hidden")
-"""Every per-step LSTM quantity that can be summarised."""
+LSTM_QUANTITIES = MEMORY_QUANTITY_NAMES
+"""Every per-step LSTM quantity that can be summarised (:mod:`crmn_viz.memory_quantities`)."""
+GATE_QUANTITIES = tuple(name for name, q in MEMORY_QUANTITIES.items() if q.kind != "hidden")
+"""What :func:`gate_statistics` summarises by default: the gates, s_l and c_l (all but h_l)."""
 
 
 class RunningMoments:
@@ -285,7 +286,7 @@ def gate_statistics(
         TypeError: the model is not a CRMN.
         ValueError: unknown quantity, bad batch size, or a label outside the classes.
     """
-    if model.arch != "crmn":
+    if not model.has_memory:
         raise TypeError(
             "gate_statistics needs a CRMN (only the CRMN has the peephole LSTM over blocks); "
             f"got {model.arch!r}"
@@ -311,9 +312,9 @@ def gate_statistics(
         tqdm(total=total, unit="image", desc="gate statistics", disable=not progress) as bar,
     ):
         for images, labels in batches:
-            output, trace = model.run_with_trace(
-                images.to(device=device, dtype=dtype), names=names, store_device="cpu"
-            )
+            # one copy to the device, dtype and layout the convolutions run in
+            batch = images.to(device=device, dtype=dtype, memory_format=model.preferred_memory_format)
+            output, trace = model.run_with_trace(batch, names=names, store_device="cpu")
             for name in quantities:
                 overall[name].update(trace[f"lstm.{name}"])
             if group_by_class:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import logging
 import re
 import struct
 import zlib
@@ -75,7 +76,13 @@ def read_provenance(content: bytes, file_format: str) -> dict[str, Any] | None:
 def _pdf_with_provenance(pdf: bytes, provenance: Provenance, figure_name: str) -> bytes:
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)  # Chrome's trailers draw harmless "object count" warnings
+    try:
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    finally:
+        pypdf_log.setLevel(level)
     writer.add_metadata(
         {
             "/Title": provenance.title(figure_name),

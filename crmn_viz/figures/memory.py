@@ -34,6 +34,7 @@ from crmn_viz.figures.theme import (
     pt_to_px,
     symmetric_range,
 )
+from crmn_viz.memory_quantities import GATE_NAMES, MEMORY_QUANTITIES, MEMORY_QUANTITY_LABELS
 
 if TYPE_CHECKING:
     import torch
@@ -52,15 +53,9 @@ __all__ = [
     "style_block_axis",
 ]
 
-LSTM_QUANTITY_LABELS: dict[str, str] = {
-    "input_gate": "input gate i",
-    "forget_gate": "forget gate f",
-    "output_gate": "output gate o",
-    "cell_candidate": "cell candidate s",
-    "cell": "cell state c",
-    "hidden": "hidden state h",
-}
-"""Axis and legend label of every per-step LSTM quantity recorded as ``lstm.<name>``."""
+LSTM_QUANTITY_LABELS: Mapping[str, str] = MEMORY_QUANTITY_LABELS
+"""Axis and legend label of every per-step LSTM quantity recorded as ``lstm.<name>``
+(:data:`crmn_viz.memory_quantities.MEMORY_QUANTITY_LABELS`)."""
 
 QUANTITY_COLOURS: dict[str, str] = {
     "input_gate": OKABE_ITO["blue"],
@@ -72,8 +67,8 @@ QUANTITY_COLOURS: dict[str, str] = {
 }
 """One fixed Okabe-Ito colour per LSTM quantity, the same in every figure."""
 
-_LOGISTIC_GATES = ("input_gate", "forget_gate", "output_gate")
-_TANH_BOUNDED = ("cell_candidate", "hidden")
+_LOGISTIC_GATES = GATE_NAMES
+_TANH_BOUNDED = tuple(name for name, q in MEMORY_QUANTITIES.items() if q.kind in ("candidate", "hidden"))
 _ANIMATION_UNITS = 16
 _BOUNDARY_COLOUR = "#000000"
 
@@ -318,7 +313,7 @@ def plot_gate_heatmap(
 
 def plot_gate_trajectories(
     trace: TraceLike,
-    gates: Sequence[str] = ("input_gate", "forget_gate", "output_gate"),
+    gates: Sequence[str] = GATE_NAMES,
     image_index: int = 0,
     units: Sequence[int] | np.ndarray | None = None,
     *,
@@ -780,9 +775,8 @@ def plot_gate_statistics(
             )
         )
     label = LSTM_QUANTITY_LABELS[quantity]
-    bounded = quantity in ("input_gate", "forget_gate") or (
-        quantity == "output_gate" and float(means.min()) >= 0.0
-    )
+    # the output gate may be a tanh (``output_gate_activation``): in [0, 1] only if its values are
+    bounded = quantity in _LOGISTIC_GATES and (quantity != "output_gate" or float(means.min()) >= 0.0)
     fig.update_yaxes(title_text=f"{label} (mean over units)", **({"range": [0, 1]} if bounded else {}))
     style_block_axis(fig, steps)
     add_meta(fig, quantity=quantity, class_names=[str(name) for name in class_names])

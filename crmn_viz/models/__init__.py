@@ -22,6 +22,7 @@ __all__ = [
     "config_class",
     "create_model",
     "list_architectures",
+    "model_class",
 ]
 
 ARCHITECTURES: dict[str, tuple[type[ModelConfig], Callable[[Any], TracedModel]]] = {
@@ -42,6 +43,19 @@ def config_class(arch: str) -> type[ModelConfig]:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {list_architectures()}")
     return ARCHITECTURES[arch][0]
+
+
+def model_class(arch: str) -> type[TracedModel]:
+    """The model class of an architecture: its capabilities can be read without building one.
+
+    ``model_class("crmn").has_memory`` is True; see the capability attributes of
+    :class:`~crmn_viz.models.base.TracedModel`.
+
+    Raises:
+        ValueError: unknown architecture.
+    """
+    config_class(arch)  # validates the name
+    return ARCHITECTURES[arch][1]  # type: ignore[return-value]
 
 
 def create_model(arch: str, **config: Any) -> TracedModel:

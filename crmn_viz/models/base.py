@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+import numbers
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -84,9 +86,34 @@ def _checks_input(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.T
     @functools.wraps(forward)
     def checked_forward(self: TracedModel, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         self.check_input(x)
-        return forward(self, x, *args, **kwargs)
+        if x.shape[0] > SINGLE_THREAD_MAX_BATCH or x.device.type != "cpu" or torch.compiler.is_compiling():
+            return forward(self, x, *args, **kwargs)
+        with _one_intra_op_thread():
+            return forward(self, x, *args, **kwargs)
 
     return checked_forward
+
+
+# A CPU batch of at most this many images runs on one intra-op thread. Its operations are too
+# small to share: a second thread adds a synchronisation per operation, and on a busy machine
+# each can wait for a time slice (BENCHMARKS.md row 12: batch 1 on 2 threads took 9-140 ms
+# where one thread took 5-12 ms).
+SINGLE_THREAD_MAX_BATCH = 2
+
+
+@contextlib.contextmanager
+def _one_intra_op_thread() -> Iterator[None]:
+    """One intra-op thread for the calling thread (PyTorch's OpenMP and MKL settings are per
+    thread, so concurrent callers keep theirs), restored afterwards."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class TracedModel(nn.Module):
@@ -101,6 +128,21 @@ class TracedModel(nn.Module):
     """
 
     arch: ClassVar[str] = ""
+    # What the model can show (capabilities, read by crmn_viz.views instead of ``arch`` checks).
+    # Class attributes, so that an architecture can be asked before a model is built
+    # (``model_class("crmn").has_memory``); a new architecture sets the ones that apply.
+    title: ClassVar[str] = ""  # long name with the paper, e.g. "ReNet (Visin et al. 2015)"
+    has_memory: ClassVar[bool] = False  # an LSTM that runs over network depth (the CRMN)
+    memory_quantities: ClassVar[tuple[str, ...]] = ()  # its per-step quantities, traced as lstm.<name>
+    has_stepwise_readout: ClassVar[bool] = False  # the output layer can read the memory after any block
+    sweep_names: ClassVar[tuple[str, ...]] = ()  # ReNet's recurrent sweeps of every layer
+    stream_names: ClassVar[tuple[str, ...]] = ()  # RiR's streams of every generalized block
+    # Trace name of block ``{block}``'s output for Grad-CAM ("{stream}": one of ``stream_names``);
+    # "" when the architecture has no blocks to pick (see :meth:`gradcam_layer`).
+    gradcam_layer_pattern: ClassVar[str] = ""
+    # Layout the forward pass runs its convolutions in: ``channels_last`` for the convolutional
+    # models (faster on CPU, same values; BENCHMARKS.md row 11), contiguous for the others.
+    preferred_memory_format: ClassVar[torch.memory_format] = torch.contiguous_format
     config: ModelConfig
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -129,6 +171,15 @@ class TracedModel(nn.Module):
         ):
             raise InputShapeError(_input_shape_message(self.arch, expected, x))
 
+    def use_fast_layout(self) -> TracedModel:
+        """Store the weights in :attr:`preferred_memory_format` (in place); returns ``self``.
+
+        Values, shapes and the state dict's contents are unchanged. The forward pass converts
+        its input to the same layout either way, so this only saves re-ordering the
+        convolution weights on every call; :func:`crmn_viz.load` returns models in this layout.
+        """
+        return self.to(memory_format=self.preferred_memory_format)
+
     def finalize(self) -> None:
         """Name all probes after their module paths (call once the tree is built)."""
         assign_probe_names(self)
@@ -149,6 +200,51 @@ class TracedModel(nn.Module):
         size = self.config.input_size  # type: ignore[attr-defined]
         height, width = (size, size) if isinstance(size, int) else tuple(size)
         return (self.config.in_channels, int(height), int(width))  # type: ignore[attr-defined]
+
+    @property
+    def block_count(self) -> int:
+        """How many blocks a per-block view (Grad-CAM, a block's maps) can pick; 0 when none.
+
+        Residual blocks for ResNet and CRMN, generalized blocks for RiR, layers for ReNet.
+        """
+        return 0
+
+    def gradcam_layer(self, block: int = -1, stream: str | None = None) -> str:
+        """The trace name (module path) whose output Grad-CAM uses for ``block``.
+
+        Args:
+            block: block index; negative counts from the end.
+            stream: one of :attr:`stream_names` (default: the first) for architectures with
+                several streams per block; ignored by the others.
+
+        Returns:
+            e.g. ``"blocks.8.out"`` (ResNet, CRMN), ``"blocks.3.transient"`` (RiR) or
+            ``"layers.1.out"`` (ReNet).
+
+        Raises:
+            ValueError: no blocks are known for this architecture, ``block`` is out of range, or
+                ``stream`` is not one of :attr:`stream_names`.
+        """
+        count = self.block_count
+        if not self.gradcam_layer_pattern or not count:
+            raise ValueError(
+                f"no Grad-CAM blocks known for architecture {self.arch!r}; pass layer=<module path>"
+            )
+        if self.stream_names:
+            stream = self.stream_names[0] if stream is None else stream
+            if stream not in self.stream_names:
+                choices = " or ".join(repr(name) for name in self.stream_names)
+                raise ValueError(f"stream must be {choices}, got {stream!r}")
+        if not isinstance(block, numbers.Integral) or isinstance(block, bool) or not -count <= block < count:
+            raise ValueError(f"block must be an integer in 0..{count - 1}, got {block!r}")
+        return self.gradcam_layer_pattern.format(block=int(block) % count, stream=stream)
+
+    @property
+    def gradcam_layers(self) -> tuple[str, ...]:
+        """Every block's Grad-CAM layer (first stream), in block order; () when there are none."""
+        if not self.gradcam_layer_pattern:
+            return ()
+        return tuple(self.gradcam_layer(block) for block in range(self.block_count))
 
     def trace_names(self) -> list[str]:
         """Every name :meth:`run_with_trace` can record, in module order."""

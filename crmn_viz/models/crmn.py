@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crmn_viz.memory_quantities import MEMORY_QUANTITY_NAMES
 from crmn_viz.models.resnet import (
     ResNetConfig,
     ResNetTrunk,
@@ -128,7 +129,7 @@ class PeepholeLSTM(nn.Module):
         self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
         self.peephole = nn.Parameter(torch.empty(3, hidden_size)) if peephole else None
         self.initial_hidden = nn.Parameter(torch.zeros(hidden_size))
-        for name in ("input", *GATE_NAMES, "cell", "hidden"):
+        for name in ("input", *MEMORY_QUANTITY_NAMES):
             setattr(self, name, Probe())
         self.reset_parameters(forget_bias)
 
@@ -159,7 +160,16 @@ class PeepholeLSTM(nn.Module):
 
     def padded_inputs(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
         """The zero-padded step inputs x_l as one tensor [B, T, D]."""
-        return torch.cat([F.pad(x, (0, self.input_size - x.shape[-1])) for x in stage_inputs], dim=1)
+        first = stage_inputs[0]
+        steps = sum(x.shape[1] for x in stage_inputs)
+        padded = first.new_empty(first.shape[0], steps, self.input_size)
+        start = 0
+        for x in stage_inputs:  # every value written once: each stage's values, then its zeros
+            stop, size = start + x.shape[1], x.shape[-1]
+            padded[:, start:stop, :size] = x
+            padded[:, start:stop, size:] = 0
+            start = stop
+        return padded
 
     def forward(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
         """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H]."""
@@ -172,18 +182,20 @@ class PeepholeLSTM(nn.Module):
         history: dict[str, list[torch.Tensor]] = {name: [] for name in (*GATE_NAMES, "cell")}
         hiddens = []
         hidden_weight_t = self.hidden_weight.t()
+        size = self.hidden_size
+        # the input and forget gates are computed together, as [B, 2, H] (one op each)
+        peephole_if = None if self.peephole is None else self.peephole[:2]
         for projected_step in projected.unbind(1):  # unbind once: cheaper backward than indexing
             z = torch.addmm(projected_step, hidden, hidden_weight_t)
-            z_i, z_f, z_o, z_s = z.chunk(4, dim=1)
+            z_if = z[:, : 2 * size].view(batch, 2, size)
+            if peephole_if is not None:
+                z_if = torch.addcmul(z_if, peephole_if, cell.unsqueeze(1))  # w_ci * c, w_cf * c
+            input_gate, forget_gate = torch.sigmoid(z_if).unbind(1)  # eqs. 2, 3
+            candidate = torch.tanh(z[:, 3 * size :])  # eq. 6
+            cell = torch.addcmul(forget_gate * cell, input_gate, candidate)  # eq. 5
+            z_o = z[:, 2 * size : 3 * size]
             if self.peephole is not None:
-                z_i = z_i + self.peephole[0] * cell
-                z_f = z_f + self.peephole[1] * cell
-            input_gate = torch.sigmoid(z_i)  # eq. 2
-            forget_gate = torch.sigmoid(z_f)  # eq. 3
-            candidate = torch.tanh(z_s)  # eq. 6
-            cell = forget_gate * cell + input_gate * candidate  # eq. 5
-            if self.peephole is not None:
-                z_o = z_o + self.peephole[2] * cell
+                z_o = torch.addcmul(z_o, self.peephole[2], cell)
             output_gate = out_act(z_o)  # eq. 4 (peephole on the new cell c_l)
             hidden = output_gate * torch.tanh(cell)  # eq. 7
             hiddens.append(hidden)
@@ -208,6 +220,10 @@ class CRMN(ResNetTrunk):
     """
 
     arch = "crmn"
+    title = "Convolutional Residual Memory Network (Moniz & Pal 2016/2017)"
+    has_memory = True
+    memory_quantities = MEMORY_QUANTITY_NAMES  # lstm.<name>, eqs. 2-7 (crmn_viz.memory_quantities)
+    has_stepwise_readout = True
 
     def __init__(self, config: CRMNConfig | None = None, **overrides: object) -> None:
         super().__init__()
@@ -240,14 +256,24 @@ class CRMN(ResNetTrunk):
         """T = 3n LSTM steps, one per residual block."""
         return 3 * blocks_per_stage(self.config.depth)
 
+    def pool_block_output(self, out: torch.Tensor) -> torch.Tensor:
+        """Mean-pool one block output: [B, C, H, W] -> [B, C, H // pool, W // pool]."""
+        pool = self.config.pool
+        return F.avg_pool2d(out, pool, pool) if pool > 1 else out
+
+    def stack_stages(self, pooled: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Pooled block outputs (the first ``len(pooled)`` blocks) stacked per stage and
+        flattened in (channel, row, column) order: [B, n_s, D_s]."""
+        per_stage: list[list[torch.Tensor]] = [[], [], []]
+        for stage, item in zip(self.stage_of_block, pooled):
+            per_stage[stage].append(item)
+        # one copy per stage; the stacked tensor is contiguous, so flatten is a view even
+        # when the block outputs are channels-last
+        return [torch.stack(items, dim=1).flatten(2) for items in per_stage if items]
+
     def pool_block_outputs(self, block_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Mean-pool and flatten each block output, stacked per stage: [B, n_s, D_s]."""
-        pool = self.config.pool
-        per_stage: list[list[torch.Tensor]] = [[], [], []]
-        for stage, out in zip(self.stage_of_block, block_outputs):
-            pooled = F.avg_pool2d(out, pool, pool) if pool > 1 else out
-            per_stage[stage].append(pooled.flatten(1))
-        return [torch.stack(items, dim=1) for items in per_stage if items]
+        return self.stack_stages([self.pool_block_output(out) for out in block_outputs])
 
     def head(self, hidden: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """Final layer on [h, pooled]; works for [B, H] or per-step [B, T, H] hidden.
@@ -263,8 +289,9 @@ class CRMN(ResNetTrunk):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        block_outputs, final = self.run_trunk(x)
-        hidden_seq = self.lstm(self.pool_block_outputs(block_outputs))
+        # pool each block output as it is made, so that it can be freed (unless traced)
+        pooled_blocks, final = self.run_trunk(x, each_block=self.pool_block_output)
+        hidden_seq = self.lstm(self.stack_stages(pooled_blocks))
         pooled = self.pooled(final.mean(dim=(2, 3)))
         features = self.features(torch.cat([hidden_seq[:, -1], pooled], dim=1))
         out = self.fc(features)

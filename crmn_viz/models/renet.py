@@ -175,6 +175,14 @@ class ReNet(TracedModel):
     """
 
     arch = "renet"
+    title = "ReNet (Visin et al. 2015)"
+    sweep_names = SWEEP_DIRECTIONS
+    gradcam_layer_pattern = "layers.{block}.out"  # a layer's map after both sweeps
+
+    @property
+    def block_count(self) -> int:
+        """The ReNet layers (each a vertical and a horizontal bidirectional sweep)."""
+        return len(self.layers)
 
     def __init__(self, config: ReNetConfig | None = None, **overrides: object) -> None:
         super().__init__()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,36 @@ class ZeroPadShortcut(nn.Module):
         return x
 
 
+# 128 KiB of float32: glibc serves smaller blocks from its heap, larger ones from fresh pages.
+_IN_PLACE_MIN_VALUES = 1 << 15
+
+
+def batch_norm_(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(x)``, written into ``x`` itself during inference (eval mode, autograd off).
+
+    The affine map of PyTorch's inference kernel, ``x * alpha + beta`` with
+    ``alpha = weight / sqrt(running_var + eps)`` and ``beta = bias - running_mean * alpha``
+    (equal to ``bn(x)`` to a rounding step), without a fresh output tensor: on CPU the page
+    faults of a fresh batch-sized tensor cost more than the arithmetic. Small tensors (below
+    ``_IN_PLACE_MIN_VALUES``, where the allocator reuses memory and a single call is cheaper),
+    training mode, autograd and BatchNorms without running statistics or affine parameters
+    use ``bn(x)``. Only for an ``x`` that nothing else holds (a convolution's output), never a
+    block output, which a trace may keep.
+    """
+    if (
+        x.numel() < _IN_PLACE_MIN_VALUES
+        or bn.training
+        or torch.is_grad_enabled()
+        or bn.running_var is None
+        or bn.weight is None
+    ):
+        return bn(x)
+    alpha = torch.rsqrt(bn.running_var + bn.eps).mul_(bn.weight)
+    beta = torch.addcmul(bn.bias, bn.running_mean, alpha, value=-1)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return torch.addcmul(beta.view(shape), x, alpha.view(shape), out=x)
+
+
 def make_shortcut(in_channels: int, out_channels: int, stride: int, kind: str) -> nn.Module:
     """Identity when shapes match, else option A (zero-pad) or B (1x1 conv + BN)."""
     if in_channels == out_channels and stride == 1:
@@ -122,12 +153,15 @@ class BasicBlock(nn.Module):
         self.out = Probe()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # In-place ReLU and addition on tensors this block just made (never on ``x``, which the
+        # trace may hold): the same values without allocating a fresh output for each.
         if self.preact:
-            pre = F.relu(self.bn1(x))
-            residual = self.conv2(F.relu(self.bn2(self.conv1(pre))))
-            return self.out(residual + self.shortcut(x))
-        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return self.out(F.relu(residual + self.shortcut(x)))
+            pre = F.relu(self.bn1(x), inplace=True)
+            residual = self.conv2(F.relu(batch_norm_(self.bn2, self.conv1(pre)), inplace=True))
+            return self.out(residual.add_(self.shortcut(x)))
+        hidden = F.relu(batch_norm_(self.bn1, self.conv1(x)), inplace=True)
+        residual = batch_norm_(self.bn2, self.conv2(hidden))
+        return self.out(F.relu(residual.add_(self.shortcut(x)), inplace=True))
 
 
 class ResNetTrunk(TracedModel):
@@ -143,6 +177,13 @@ class ResNetTrunk(TracedModel):
     """
 
     config: ResNetConfig
+    preferred_memory_format = torch.channels_last
+    gradcam_layer_pattern = "blocks.{block}.out"  # the block output after the addition (eq. 1)
+
+    @property
+    def block_count(self) -> int:
+        """The 3n residual blocks."""
+        return len(self.blocks)
 
     def build_trunk(self, config: ResNetConfig) -> None:
         """Create the trunk's layers on ``self`` (call from a subclass ``__init__``)."""
@@ -166,17 +207,28 @@ class ResNetTrunk(TracedModel):
         self.trunk_channels = widths[-1]
         self.stage_widths = widths
 
-    def run_trunk(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Return every block output (eq. 1, after the addition) and the final map."""
-        x = self.stem(x)
+    def run_trunk(
+        self, x: torch.Tensor, each_block: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return every block output (eq. 1, after the addition) and the final map.
+
+        Args:
+            x: input batch [B, C, H, W]; the convolutions run on it in channels-last layout
+                (:attr:`preferred_memory_format`), so the block outputs are channels-last
+                tensors with the usual [B, C, H, W] shape and values.
+            each_block: applied to each block output as soon as it is made; the list then
+                holds its results, and each block output can be freed once the next block has
+                read it (the CRMN pools them this way).
+        """
+        x = self.stem(x.contiguous(memory_format=self.preferred_memory_format))
         if not self.config.preact:
-            x = F.relu(self.stem_bn(x))
+            x = F.relu(batch_norm_(self.stem_bn, x), inplace=True)
         outputs = []
         for block in self.blocks:
             x = block(x)
-            outputs.append(x)
+            outputs.append(x if each_block is None else each_block(x))
         if self.config.preact:
-            x = F.relu(self.final_bn(x))
+            x = F.relu(self.final_bn(x), inplace=True)
         return outputs, x
 
 
@@ -200,6 +252,7 @@ class ResNet(ResNetTrunk):
     """
 
     arch = "resnet"
+    title = "ResNet, CIFAR 6n+2 variant (He et al. 2015/2016)"
 
     def __init__(self, config: ResNetConfig | None = None, **overrides: object) -> None:
         super().__init__()

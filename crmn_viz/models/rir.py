@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crmn_viz.models.base import ModelConfig, TracedModel
-from crmn_viz.models.resnet import init_linear, make_shortcut
+from crmn_viz.models.resnet import batch_norm_, init_linear, make_shortcut
 from crmn_viz.tracing import Probe
 
 __all__ = ["GeneralizedResidualBlock", "RiR", "RiRConfig"]
@@ -118,9 +118,9 @@ class GeneralizedResidualBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """BN of the summed stream convolutions (+ inner shortcut), before the ReLU."""
         z = self.conv(torch.cat([residual, transient], dim=1))
-        if self.inner_shortcut is not None:
-            z = z + F.pad(self.inner_shortcut(residual), (0, 0, 0, 0, 0, self.out_width))
-        z = self.bn(z)
+        if self.inner_shortcut is not None:  # onto the residual half only (the other gets + 0)
+            z[:, : self.out_width] += self.inner_shortcut(residual)
+        z = batch_norm_(self.bn, z)  # in place: z is this block's own tensor
         return z[:, : self.out_width], z[:, self.out_width :]
 
     def finish(
@@ -140,6 +140,15 @@ class RiR(TracedModel):
     """
 
     arch = "rir"
+    title = "ResNet in ResNet (Targ et al. 2016)"
+    preferred_memory_format = torch.channels_last
+    stream_names = ("residual", "transient")
+    gradcam_layer_pattern = "blocks.{block}.{stream}"  # one stream of a generalized block
+
+    @property
+    def block_count(self) -> int:
+        """The generalized residual blocks, numbered through the whole network."""
+        return len(self.blocks)
 
     def __init__(self, config: RiRConfig | None = None, **overrides: object) -> None:
         super().__init__()
@@ -179,7 +188,8 @@ class RiR(TracedModel):
         self.finalize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        streams = F.relu(self.stem_bn(self.stem(x)))
+        x = x.contiguous(memory_format=self.preferred_memory_format)  # same values, faster convolutions
+        streams = F.relu(batch_norm_(self.stem_bn, self.stem(x)), inplace=True)
         width0 = self.config.widths[0]
         residual, transient = streams[:, :width0], streams[:, width0:]
         for group_index, group in enumerate(self.rir_groups):

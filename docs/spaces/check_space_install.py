@@ -100,7 +100,9 @@ def main() -> int:
             streamlit.terminate()
             streamlit.wait(timeout=30)
         port = free_port()
-        gradio = subprocess.Popen([python, "crmn_viz/gradio_app.py", "--port", str(port)], cwd=REPO, env=env)
+        gradio = subprocess.Popen(
+            [python, "crmn_viz/frontends/gradio_app.py", "--port", str(port)], cwd=REPO, env=env
+        )
         try:
             assert wait_for(f"http://127.0.0.1:{port}/", gradio) == 200
             print(f"gradio Space: serving on port {port}")

@@ -125,13 +125,13 @@ def test_pages_that_do_not_apply_say_so_and_suggest_a_checkpoint(
 
 def test_display_controls_reuse_cached_results(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app("lstm_memory", "tiny-crmn")
-    import crmn_viz.app_support.inference as inference
+    import crmn_viz.views.running as inference
 
     calls: list[int] = []
     original = inference.trace_images
     monkeypatch.setattr(inference, "trace_images", lambda *a, **k: calls.append(1) or original(*a, **k))
     at.selectbox(key="lstm_gate").set_value("input_gate").run()
-    at.selectbox(key="image_index").set_value(2).run()
+    at.selectbox(key="image_index").select_index(2).run()
     assert not at.exception
     assert calls == [], "changing what is shown must not run the network again"
 
@@ -169,8 +169,11 @@ def test_uploaded_images_are_analysed_and_a_bad_upload_shows_an_error(zoo: Path)
     uploader.set_value(("broken.png", png_bytes()[:60], "image/png")).run()
     assert not at.exception
     assert "broken.png" in texts(at.main.error) and "damaged" in texts(at.main.error)
-    assert "could not be read" in texts(at.sidebar.warning)
+    assert "broken.png" in texts(at.sidebar.warning)  # beside the upload, saying why
     assert charts(at) == 0
+    at.switch_page("app_pages/attributions.py").run()  # another page does not repeat it
+    assert not at.main.error and "broken.png" in texts(at.sidebar.warning)
+    at.switch_page("app_pages/overview.py").run()
 
     at.sidebar.file_uploader(key="image_files").set_value(
         ("report.pdf", b"%PDF-1.7 ...", "application/pdf")
@@ -186,6 +189,21 @@ def test_uploaded_images_are_analysed_and_a_bad_upload_shows_an_error(zoo: Path)
     assert not at.exception and not at.error
     assert [image.name for image in at.session_state["selection"].images] == ["ship.png"]
     assert charts(at) == 2
+
+
+def test_a_duplicate_upload_is_used_once_and_the_newest_upload_is_selected(zoo: Path) -> None:
+    at = open_app("overview")
+    at.sidebar.button_group(key="image_source").set_value("Upload").run()
+    first, second = png_bytes((40, 30)), png_bytes((48, 36))
+    files = [("a.png", first, "image/png"), ("b.png", first, "image/png")]
+    at.sidebar.file_uploader(key="image_files").set_value(files).run()
+    assert not at.exception and not at.error
+    assert [image.name for image in at.session_state["selection"].images] == ["a.png"]
+    assert "b.png is the same file as a.png" in texts(at.sidebar.caption)
+    files = [("a.png", first, "image/png"), ("c.png", second, "image/png")]
+    at.sidebar.file_uploader(key="image_files").set_value(files).run()
+    picker = at.selectbox(key="image_index")
+    assert picker.index == 1 and "c.png" in str(picker.format_func(picker.value))
 
 
 def test_a_checkpoint_pair_can_be_uploaded(zoo: Path) -> None:
@@ -292,9 +310,9 @@ def test_an_empty_zoo_points_to_the_upload(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_class_statistics_over_test_images(zoo: Path) -> None:
-    from crmn_viz.app_support.datasets import app_data_dir
+    from crmn_viz.data import resolve_data_dir
 
-    if not (app_data_dir() / "cifar10-jpeg.zip").exists():
+    if not (resolve_data_dir() / "cifar10-jpeg.zip").exists():
         pytest.skip("the CIFAR-10 test set is not on this machine")
     at = open_tab(open_app("lstm_memory", "tiny-crmn"), "lstm_tab", "Class statistics")
     at.button_group(key="lstm_stats_source").set_value("Test images of cifar10").run()

@@ -11,14 +11,14 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from crmn_viz.app_support.applicability import check_view
-from crmn_viz.app_support.architecture import architecture_summary, card_summary
-from crmn_viz.app_support.figure_files import FigureItem, export_bundle, figure_data_file, for_screen
-from crmn_viz.app_support.gallery import GALLERY_DIR, gallery_datasets, list_gallery
-from crmn_viz.app_support.selection import MAX_SIDE, SelectedImage
-from crmn_viz.app_support.uploads import decode_image_uploads, load_checkpoint_upload
 from crmn_viz.checkpoints import CheckpointError
 from crmn_viz.figures import apply_paper_style, browser_available
+from crmn_viz.figures.files import FigureItem, export_bundle, figure_data_file, for_screen
+from crmn_viz.inputs.gallery import GALLERY_DIR, gallery_datasets, list_gallery
+from crmn_viz.inputs.selection import MAX_SIDE, SelectedImage
+from crmn_viz.inputs.uploads import decode_image_uploads, load_checkpoint_upload
+from crmn_viz.views.applicability import check_view
+from crmn_viz.views.model_info import architecture_summary, card_summary
 from tests.app.conftest import png_bytes
 from tests.conftest import tiny_model
 
@@ -46,9 +46,10 @@ def test_gallery_ships_real_test_images_of_every_dataset() -> None:
 
 
 def test_gallery_is_rebuilt_identically_from_the_offline_data(tmp_path: Path) -> None:
-    from crmn_viz.app_support.make_gallery import build_gallery, default_data_dir
+    from crmn_viz.data import resolve_data_dir
+    from crmn_viz.inputs.make_gallery import build_gallery
 
-    if not (default_data_dir() / "cifar10-jpeg.zip").exists():
+    if not (resolve_data_dir() / "cifar10-jpeg.zip").exists():
         pytest.skip("the offline data sets are not on this machine")
     build_gallery(out=tmp_path)
     assert (tmp_path / "index.csv").read_text() == (GALLERY_DIR / "index.csv").read_text()
@@ -85,6 +86,7 @@ def test_checkpoint_upload_loads_from_a_private_folder_that_is_then_removed(
 ) -> None:
     import tempfile
 
+    load_checkpoint_upload(_pair(tiny_checkpoint_dir, "tiny-rir"), device="cpu")  # torch's one-off caches
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     uploaded = load_checkpoint_upload(_pair(tiny_checkpoint_dir, "tiny-rir"), device="cpu")
     assert uploaded.name == "tiny-rir" and uploaded.model.arch == "rir"
@@ -165,12 +167,42 @@ def test_card_summary_names_the_parent_of_a_continued_run() -> None:
 
 
 def test_views_that_do_not_apply_suggest_zoo_checkpoints(tiny_checkpoint_dir: Path) -> None:
-    verdict = check_view("faces", {"arch": "crmn", "task": "classification"}, tiny_checkpoint_dir)
+    verdict = check_view("faces", tiny_model("crmn"), tiny_checkpoint_dir)
     assert not verdict.applies and verdict.suggestions == ("tiny-faces",)
-    assert "`tiny-faces`" in verdict.message
-    assert check_view("lstm", {"arch": "crmn"}, tiny_checkpoint_dir).applies
-    empty = check_view("rir", {"arch": "resnet"}, tiny_checkpoint_dir.parent / "no-such-zoo")
+    assert "`tiny-faces`" in verdict.message and "CRMN classification model" in verdict.message
+    assert check_view("lstm", tiny_model("crmn"), tiny_checkpoint_dir).applies
+    empty = check_view("rir", tiny_model("resnet"), tiny_checkpoint_dir.parent / "no-such-zoo")
     assert "No such checkpoint is in the zoo" in empty.message
+    assert check_view("renet", {"arch": "renet", "config": {}}).applies, "a card is accepted too"
+
+
+def test_every_view_reads_capabilities_and_suggests_the_checkpoints_it_suits(
+    tiny_checkpoint_dir: Path,
+) -> None:
+    from crmn_viz.views.applicability import VIEWS, suggest_checkpoints
+
+    assert suggest_checkpoints("lstm", tiny_checkpoint_dir) == ["tiny-crmn", "tiny-faces"]
+    assert suggest_checkpoints("renet", tiny_checkpoint_dir) == ["tiny-renet"]
+    assert suggest_checkpoints("rir", tiny_checkpoint_dir) == ["tiny-rir"]
+    assert suggest_checkpoints("faces", tiny_checkpoint_dir) == ["tiny-faces"]
+    everything = suggest_checkpoints(directory=tiny_checkpoint_dir)
+    assert everything == sorted(everything) and len(everything) == 5
+    assert suggest_checkpoints(lambda model: model.block_count == 3, tiny_checkpoint_dir) == [
+        "tiny-crmn",
+        "tiny-faces",
+        "tiny-resnet",
+    ]
+    applies = {
+        arch: {key for key, view in VIEWS.items() if view.applies_to(tiny_model(arch))}
+        for arch in ("crmn", "resnet", "renet", "rir")
+    }
+    common = {"overview", "attributions", "export"}
+    assert applies == {
+        "crmn": common | {"lstm"},
+        "resnet": common,
+        "renet": common | {"renet"},
+        "rir": common | {"rir"},
+    }
 
 
 # --------------------------------------------------------------------------- figure files
@@ -250,8 +282,8 @@ def test_export_bundle_draws_a_pdf_with_chromium() -> None:
 
 
 def test_the_figure_list_keeps_different_figures_apart_and_reports_what_it_drops() -> None:
+    from crmn_viz.frontends.streamlit.figures import FigureList
     from crmn_viz.provenance import Provenance
-    from crmn_viz.streamlit_ui.figures import FigureList
 
     model = tiny_model("crmn", num_outputs=10, input_size=16)
     figure = _figure()

@@ -75,10 +75,16 @@ def test_every_page_works_in_a_real_browser(tiny_checkpoint_dir: Path, tmp_path:
     url = f"http://127.0.0.1:{port}"
     screenshots = Path(os.environ.get("CRMN_VIZ_SCREENSHOT_DIR", REPO / "artifacts" / "screenshots"))
     good, bad = tmp_path / "ship.png", tmp_path / "broken.png"
+    second, truncated = tmp_path / "second.png", tmp_path / "truncated.png"
     from PIL import Image
 
-    Image.open(REPO / "crmn_viz" / "gallery" / "cifar10" / "ship_0523.png").resize((96, 96)).save(good)
+    gallery = REPO / "crmn_viz" / "gallery"
+    Image.open(gallery / "cifar10" / "ship_0523.png").resize((96, 96)).save(good)
+    Image.open(gallery / "cifar10" / "cat_0911.png").resize((64, 64)).save(second)
     bad.write_bytes(png_bytes()[:60])
+    truncated.write_bytes(png_bytes((50, 20))[:80])
+    face = tmp_path / "face.jpg"  # a real face photo under a name that is not a gallery name
+    shutil.copyfile(gallery / "faces68" / "tr_Clark_Randt_10.jpg", face)
     plan = tmp_path / "plan.json"
     plan.write_text(
         json.dumps(
@@ -87,6 +93,14 @@ def test_every_page_works_in_a_real_browser(tiny_checkpoint_dir: Path, tmp_path:
                 "out": str(screenshots),
                 "image": str(good),
                 "bad_image": str(bad),
+                "second_image": str(second),
+                "truncated_image": str(truncated),
+                "face_image": str(face),
+                "gallery": {
+                    folder.name: sorted(p.name for p in folder.iterdir() if p.suffix in {".png", ".jpg"})
+                    for folder in sorted(gallery.iterdir())
+                    if folder.is_dir()
+                },
                 "chromium": CHROMIUM,
                 "checkpoints": {
                     "crmn": "tiny-crmn",
@@ -132,6 +146,14 @@ def test_every_page_works_in_a_real_browser(tiny_checkpoint_dir: Path, tmp_path:
         "03_overview_upload",
     ]
     assert "13_export" in names
+    assert names[-6:] == [  # the state steps of issue 18
+        "14_face_layout_after_upload",
+        "15_newest_upload_selected",
+        "16_duplicate_upload_once",
+        "17_bad_upload_on_its_page",
+        "18_bad_upload_not_repeated",
+        "19_gallery_after_upload",
+    ]
     downloads = [step["file"] for step in steps if step["step"] == "download"]
     assert [Path(name).suffix for name in downloads] == [".png", ".csv"]
     assert all(Path(step["screenshot"]).exists() for step in steps if "screenshot" in step)

@@ -139,7 +139,7 @@ def test_export_to_bytes_draws_the_same_file_as_export_to_disk(
 
 
 def test_image_records_hash_the_file_not_the_decoded_pixels(tmp_path: Path) -> None:
-    from crmn_viz.app_support.selection import SelectedImage
+    from crmn_viz.inputs.selection import SelectedImage
 
     picture = Image.fromarray(np.full((8, 8, 3), 120, dtype=np.uint8))
     buffer = io.BytesIO()

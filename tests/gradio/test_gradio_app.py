@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 import crmn_viz
-from crmn_viz import gradio_app
+from crmn_viz.frontends import gradio_app
 from crmn_viz.limits import LIMITS
 from tests.conftest import tiny_model
 
@@ -444,3 +444,20 @@ def test_only_zoo_checkpoints_can_be_named(zoo, cifar_image, tmp_path):
         gradio_app.classify_handler(cifar_image, str(zoo / "crmn-tiny"), 3)
     with pytest.raises(gr.Error, match="not a checkpoint"):
         gradio_app.gate_handler(cifar_image, "/etc/passwd", "forget_gate")
+
+
+def test_the_demo_draws_wide_figures_with_readable_choices(zoo, cifar_image):
+    figure = gradio_app.gate_handler(cifar_image, "crmn-tiny", "forget_gate")
+    assert figure.layout.width >= gradio_app.PLOT_WIDTH
+    overlay, _ = gradio_app.attribute_handler(cifar_image, "crmn-tiny", "saliency", -1, 8)
+    assert overlay.layout.width >= gradio_app.PLOT_WIDTH
+    assert overlay.data[0].source.startswith("data:image/png"), "pictures go out as PNG (sharp pixels)"
+    config = gradio_app.build_demo().config
+    choices = {
+        component["props"].get("label"): [list(choice) for choice in component["props"].get("choices") or []]
+        for component in config["components"]
+        if component.get("type") == "dropdown"
+    }
+    assert ["forget gate f", "forget_gate"] in choices["Quantity"]
+    assert ["Integrated gradients", "integrated_gradients"] in choices["Method"]
+    assert ["layer 0", 0] in choices["Layer"]

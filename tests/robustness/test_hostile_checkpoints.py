@@ -1,7 +1,7 @@
 """Hostile checkpoints through the app's upload path and :func:`crmn_viz.load`.
 
 Every hostile pair is tried twice: written to a folder and opened with ``crmn_viz.load``, and
-handed as ``(name, bytes)`` pairs to :func:`crmn_viz.app_support.uploads.load_checkpoint_upload`
+handed as ``(name, bytes)`` pairs to :func:`crmn_viz.inputs.uploads.load_checkpoint_upload`
 (what the Streamlit app calls). Each must end in a :class:`~crmn_viz.CheckpointError` whose
 message gives the reason. Three things are proven along the way:
 
@@ -43,8 +43,8 @@ from safetensors.torch import save as save_safetensors
 
 import crmn_viz
 from crmn_viz import CheckpointError
-from crmn_viz.app_support.uploads import load_checkpoint_upload
 from crmn_viz.checkpoints import checkpoint_key
+from crmn_viz.inputs.uploads import load_checkpoint_upload
 from tests.conftest import tiny_model
 from tests.robustness.conftest import MiB, measure_memory
 

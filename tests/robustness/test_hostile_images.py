@@ -1,7 +1,7 @@
 """Every way an uploaded image can be wrong, through ``load_image`` and the app's upload path.
 
 Each case runs twice: through :func:`crmn_viz.images.load_image` and through
-:func:`crmn_viz.app_support.uploads.decode_image_uploads` (what the Streamlit app and its
+:func:`crmn_viz.inputs.uploads.decode_image_uploads` (what the Streamlit app and its
 camera input call with the browser's ``(name, bytes)``). A file is either handled correctly
 (an RGB picture with the right size and colours) or refused with an
 :class:`~crmn_viz.images.InvalidImageError` whose message names the problem; the upload path
@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from crmn_viz.app_support.selection import MAX_SIDE
-from crmn_viz.app_support.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.images import InvalidImageError, load_image
+from crmn_viz.inputs.selection import MAX_SIDE
+from crmn_viz.inputs.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from tests.images.conftest import (
     FORMATS_BY_MODE,
     encode,
@@ -376,7 +376,7 @@ def test_uploaded_names_never_reach_the_file_system(tmp_path: Path, monkeypatch:
 
 
 def test_too_many_images_in_one_upload_are_refused_with_a_message() -> None:
-    from crmn_viz.app_support.uploads import MAX_IMAGES_PER_UPLOAD
+    from crmn_viz.inputs.uploads import MAX_IMAGES_PER_UPLOAD
 
     files = [(f"img{k}.png", png((4, 4))) for k in range(MAX_IMAGES_PER_UPLOAD + 3)]
     result = decode_image_uploads(files)

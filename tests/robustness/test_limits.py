@@ -59,8 +59,8 @@ def test_defaults_keep_the_values_each_module_had() -> None:
 def test_the_library_defaults_come_from_the_limits() -> None:
     from crmn_viz import checkpoints
     from crmn_viz.analysis import AttributionLimits
-    from crmn_viz.app_support import uploads
     from crmn_viz.images import DEFAULT_IMAGE_LIMITS, ImageLimits
+    from crmn_viz.inputs import uploads
 
     assert Limits() == LIMITS
     assert ImageLimits() == DEFAULT_IMAGE_LIMITS == LIMITS.image_limits()
@@ -174,7 +174,7 @@ def test_overrides_reach_every_subsystem_when_the_app_starts() -> None:
 import json
 from crmn_viz import checkpoints
 from crmn_viz.analysis import AttributionLimits
-from crmn_viz.app_support import uploads
+from crmn_viz.inputs import uploads
 from crmn_viz.images import ImageLimits
 print(json.dumps({
     "image_pixels": ImageLimits().max_pixels,
@@ -251,7 +251,7 @@ def test_attribution_steps_above_the_limit_are_refused_with_a_readable_message(
 
 def test_the_gradio_demo_shows_the_attribution_limit_as_an_error(zoo: Path, tmp_path: Path) -> None:
     gr = pytest.importorskip("gradio")
-    from crmn_viz import gradio_app
+    from crmn_viz.frontends import gradio_app
 
     image = tmp_path / "cat.png"
     Image.new("RGB", (32, 32), (120, 60, 30)).save(image)
@@ -322,8 +322,8 @@ def test_the_export_checks_read_the_limits_in_force(tmp_path: Path, monkeypatch:
 
 @pytest.mark.usefixtures("no_browser")
 def test_an_export_bundle_with_too_many_figures_is_refused() -> None:
-    from crmn_viz.app_support.figure_files import FigureItem, export_bundle
     from crmn_viz.figures import FigureExportError
+    from crmn_viz.figures.files import FigureItem, export_bundle
 
     items = [FigureItem(f"figure_{k}", line_figure()) for k in range(LIMITS.max_export_figures + 1)]
     with pytest.raises(
@@ -335,7 +335,7 @@ def test_an_export_bundle_with_too_many_figures_is_refused() -> None:
 
 
 def test_upload_limits_from_a_limits_object_are_applied() -> None:
-    from crmn_viz.app_support.uploads import decode_image_uploads
+    from crmn_viz.inputs.uploads import decode_image_uploads
     from tests.app.conftest import png_bytes
 
     strict = Limits(max_upload_pixels=100, max_upload_bytes=10_000).upload_image_limits()

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from crmn_viz import load
-from crmn_viz.cli import main as cli_main
-from crmn_viz.cli import metrics_agreement
+from crmn_viz.frontends.cli import main as cli_main
+from crmn_viz.frontends.cli import metrics_agreement
 from crmn_viz.training import InMemoryBatches, _loss, load_recipe, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,7 +204,7 @@ def test_torchrun_two_cpu_processes_with_gloo(tmp_path):
             "--master_port",
             "29571",
             "-m",
-            "crmn_viz.cli",
+            "crmn_viz.frontends.cli",
             "train",
             str(recipe),
             "--out",

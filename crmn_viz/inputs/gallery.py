@@ -1,7 +1,7 @@
 """The gallery: a few real test images per dataset, shipped with the package.
 
 The files under ``crmn_viz/gallery/`` are written by
-:mod:`crmn_viz.app_support.make_gallery` from the offline data sets and indexed by
+:mod:`crmn_viz.inputs.make_gallery` from the offline data sets and indexed by
 ``index.csv`` (``file,dataset,label,source``). Face photos come with their 68 ground-truth
 keypoints in ``faces68/keypoints.csv`` (the faces68 layout: ``image,x0,y0,...,x67,y67``, in
 pixels of the shipped, downscaled photo).

@@ -1,13 +1,13 @@
 """Gradio front end: a light demo over the same core and figures as the Streamlit app.
 
-Run with ``python -m crmn_viz.gradio_app`` or ``crmn-viz gradio``. Every handler is a
+Run with ``python -m crmn_viz.frontends.gradio_app`` or ``crmn-viz gradio``. Every handler is a
 plain function calling the core (``crmn_viz.analysis``, ``crmn_viz.figures``); each
 event has an ``api_name`` so ``gradio_client`` can call ``classify``, ``keypoints``
 and ``attribute`` programmatically. Bad inputs raise ``gr.Error`` with the core's
 readable message.
 
 Image inputs are :class:`UploadedImage`: Gradio's image widget without Gradio's own
-decoding, so the uploaded bytes reach :func:`crmn_viz.app_support.uploads.decode_image_uploads`
+decoding, so the uploaded bytes reach :func:`crmn_viz.inputs.uploads.decode_image_uploads`
 untouched and a bad file gets the same message as in the Streamlit app.
 """
 
@@ -20,48 +20,35 @@ import os
 import tempfile
 import urllib.parse
 from abc import ABCMeta
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
-import torch
 from gradio.component_meta import ComponentMeta
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from crmn_viz.analysis import (
-    ATTRIBUTION_METHODS,
-    NoFaceFoundError,
-    attribute,
-    classify,
-    predict_faces,
-    prepare_batch,
-    stepwise_readout,
-)
-from crmn_viz.app_support.figure_files import FigureItem, export_bundle, safe_figure_name
-from crmn_viz.app_support.selection import SelectedImage
-from crmn_viz.app_support.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
-from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load
-from crmn_viz.figures import (
-    FigureExportError,
-    browser_available,
-    figure_data,
-    plot_attribution_overlay,
-    plot_gate_heatmap,
-    plot_keypoints,
-    plot_stepwise_probabilities,
-    plot_sweep_maps,
-)
+from crmn_viz.analysis import ATTRIBUTION_METHODS
+from crmn_viz.checkpoints import CheckpointError, load
+from crmn_viz.figures import FigureExportError, browser_available, figure_data
+from crmn_viz.figures.files import FigureItem, export_bundle, for_screen, safe_figure_name
+from crmn_viz.figures.memory import LSTM_QUANTITY_LABELS
+from crmn_viz.inputs.selection import SelectedImage
+from crmn_viz.inputs.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
-from crmn_viz.provenance import Provenance
+from crmn_viz.views import attribution, faces, memory, prediction, sweeps
+from crmn_viz.views.applicability import ModelNeed, suggest_checkpoints
+from crmn_viz.views.attribution import METHOD_LABELS
+from crmn_viz.views.compute import DirectCompute
+from crmn_viz.views.shown import Shown
 
 __all__ = ["UploadedImage", "build_demo", "main"]
 
-LSTM_QUANTITIES = ["input_gate", "forget_gate", "output_gate", "cell_candidate", "cell", "hidden"]
+PLOT_WIDTH = 640
+"""Pixels: the narrowest a figure is drawn in the demo (the builders draw at print size)."""
 
 MAX_READ_BYTES = max(UPLOAD_IMAGE_LIMITS.max_bytes, LIMITS.max_image_bytes) + 1
 """Most bytes read from one upload: Gradio's own upload cap (``max_file_size`` in :func:`main`)
@@ -135,13 +122,11 @@ def _decode_data_url(url: str, name: str | None) -> Upload:
     return name or "image", data
 
 
-def zoo_names(arch: str | None = None, task: str | None = None) -> list[str]:
-    """Checkpoint names of the zoo, optionally filtered by architecture and task."""
-    return [
-        entry["name"]
-        for entry in list_checkpoints()
-        if (arch is None or entry["arch"] == arch) and (task is None or entry["task"] == task)
-    ]
+def zoo_names(needs: str | ModelNeed | None = None) -> list[str]:
+    """Checkpoint names of the zoo; with ``needs`` (a page key of
+    :data:`crmn_viz.views.applicability.VIEWS` or a predicate on a model's capabilities) only
+    those whose model satisfies it."""
+    return suggest_checkpoints(needs)
 
 
 @functools.lru_cache(maxsize=8)
@@ -189,200 +174,181 @@ def _selected(source: Upload | bytes | str | os.PathLike | None) -> SelectedImag
     return result.images[0]
 
 
-def _classify(image: Any, checkpoint: str, top_k: int) -> tuple[dict[str, float], Shown | None]:
+RUN = DirectCompute()
+"""The views' computations, run as asked (Gradio keeps no result cache; models are cached)."""
+
+
+def _for_screen(figure: go.Figure) -> go.Figure:
+    """The figure enlarged to at least :data:`PLOT_WIDTH` pixels, its pictures sent as PNG."""
+    width = figure.layout.width or PLOT_WIDTH
+    return for_screen(figure, max(1.4, PLOT_WIDTH / width))
+
+
+def _classify(image: Any, checkpoint: str, top_k: int) -> tuple[dict[str, float], Shown | None, TracedModel]:
     model = _model(checkpoint)
-    chosen = _selected(image)
-    picture = chosen.image()
-    ranked = classify(model, [picture], top_k=int(top_k))[0]
-    shown = None
-    if model.arch == "crmn":
-        readout = stepwise_readout(model, [picture])
-        figure = plot_stepwise_probabilities(
-            readout.probabilities[0].numpy(), readout.class_names, top_k=int(top_k)
-        )
-        shown = Shown("stepwise_probabilities", figure, model, chosen, {"top_k": int(top_k)})
-    return {label: float(p) for label, p in ranked}, shown
+    chosen = [_selected(image)]
+    ranked, _ = prediction.class_prediction(model, chosen, 0, int(top_k), RUN)
+    shown = (
+        prediction.stepwise_prediction(model, chosen, 0, int(top_k), RUN)
+        if model.has_stepwise_readout
+        else None
+    )
+    return {label: float(p) for label, p in ranked}, shown, model
 
 
 def classify_handler(
     image: Any, checkpoint: str, top_k: int = 5
 ) -> tuple[dict[str, float], go.Figure | None]:
     """Top-k class probabilities and, for a CRMN, the probability after every block."""
-    ranked, shown = _classify(image, checkpoint, top_k)
-    return ranked, None if shown is None else shown.figure
+    ranked, shown, _ = _classify(image, checkpoint, top_k)
+    return ranked, None if shown is None else _for_screen(shown.figure)
 
 
-def _gates(image: Any, checkpoint: str, quantity: str) -> Shown:
+def _gates(image: Any, checkpoint: str, quantity: str) -> tuple[Shown, TracedModel]:
     model = _model(checkpoint)
-    if model.arch != "crmn":
+    if not model.has_memory:
         raise gr.Error("Gate heatmaps need a CRMN checkpoint (the only model with an LSTM memory).")
-    if quantity not in LSTM_QUANTITIES:
-        raise gr.Error(f"Choose one of {', '.join(LSTM_QUANTITIES)}.")
-    chosen = _selected(image)
-    batch = prepare_batch(model, [chosen.image()])
-    with torch.no_grad():
-        _, trace = model.run_with_trace(batch, names=[f"lstm.{quantity}"])
-    figure = plot_gate_heatmap(trace.cpu(), gate=quantity)
-    return Shown(f"gate_heatmap_{quantity}", figure, model, chosen, {"quantity": quantity, "units": "all"})
+    if quantity not in model.memory_quantities:
+        raise gr.Error(f"Choose one of {', '.join(model.memory_quantities)}.")
+    return memory.memory_gate_heatmap(model, [_selected(image)], 0, quantity, None, RUN), model
 
 
 def gate_handler(image: Any, checkpoint: str, quantity: str) -> go.Figure:
     """Heatmap of one LSTM quantity (units x blocks) for the uploaded image."""
-    return _gates(image, checkpoint, quantity).figure
+    return _for_screen(_gates(image, checkpoint, quantity)[0].figure)
 
 
-def _sweeps(image: Any, checkpoint: str, layer: int, mode: str) -> Shown:
+def _sweeps(image: Any, checkpoint: str, layer: int, mode: str) -> tuple[Shown, TracedModel]:
     model = _model(checkpoint)
-    if model.arch != "renet":
+    if not model.sweep_names:
         raise gr.Error("Sweep maps need a ReNet checkpoint.")
     layer = int(layer)
-    if not 0 <= layer < len(model.layers):
-        raise gr.Error(f"This ReNet has layers 0..{len(model.layers) - 1}.")
-    chosen = _selected(image)
-    batch = prepare_batch(model, [chosen.image()])
-    with torch.no_grad():
-        _, trace = model.run_with_trace(batch)
-    figure = plot_sweep_maps(trace.cpu(), layer=layer, mode=mode)
-    return Shown(f"renet_sweeps_layer{layer}_{mode}", figure, model, chosen, {"layer": layer, "mode": mode})
+    if not 0 <= layer < len(model.grid_sizes):
+        raise gr.Error(f"This ReNet has layers 0..{len(model.grid_sizes) - 1}.")
+    if mode not in ("pca", "channels"):
+        raise gr.Error("Display must be 'pca' or 'channels'.")
+    return sweeps.renet_sweeps(model, [_selected(image)], 0, layer, mode, None, RUN), model  # type: ignore[arg-type]
 
 
 def sweeps_handler(image: Any, checkpoint: str, layer: int, mode: str) -> go.Figure:
     """The four sweep maps of one ReNet layer."""
-    return _sweeps(image, checkpoint, layer, mode).figure
+    return _for_screen(_sweeps(image, checkpoint, layer, mode)[0].figure)
 
 
 def _attribution(
     image: Any, checkpoint: str, method: str, target_class: float | None, steps: float
-) -> tuple[Shown, dict[str, Any]]:
+) -> tuple[Shown, dict[str, Any], TracedModel]:
     model = _model(checkpoint)
+    if method not in ATTRIBUTION_METHODS:
+        raise gr.Error(f"Choose one of {', '.join(ATTRIBUTION_METHODS)}.")
+    options = (("n_steps", int(steps)),) if method == "integrated_gradients" else ()
+    target = ("predicted",) if target_class is None or target_class < 0 else ("class", int(target_class))
     chosen = _selected(image)
-    picture = chosen.image()
-    options: dict[str, Any] = {}
-    if method in ("integrated_gradients",):
-        options["n_steps"] = int(steps)
-    target = None if target_class is None or target_class < 0 else int(target_class)
     try:
-        result = attribute(model, picture, method, target=target, **options)
+        result, shown = attribution.attribution_view(model, chosen, method, target, options, RUN)
     except ValueError as err:
         raise gr.Error(str(err)) from None
-    shown = prepare_batch(model, [picture])[0]
-    background = np.asarray(picture.resize((shown.shape[-1], shown.shape[-2])))
     summary = {
-        "method": result.method,
+        "method": METHOD_LABELS.get(result.method, result.method),
         "target": result.target,
         "target_value": float(result.target_value) if result.target_value is not None else None,
         "convergence_delta": None if result.convergence_delta is None else float(result.convergence_delta),
     }
-    figure = plot_attribution_overlay(
-        background, result.map, title=None, target=str(result.target), target_value=result.target_value
-    )
-    settings = {"method": method, "method_options": options, "target": str(result.target)}
-    return Shown(f"attribution_{method}", figure, model, chosen, settings), summary
+    return shown, summary, model
 
 
 def attribute_handler(
     image: Any, checkpoint: str, method: str, target_class: float | None = None, steps: float = 32
 ) -> tuple[go.Figure, dict[str, Any]]:
     """Attribution overlay for one method; the target defaults to the predicted class."""
-    shown, summary = _attribution(image, checkpoint, method, target_class, steps)
-    return shown.figure, summary
+    shown, summary, _ = _attribution(image, checkpoint, method, target_class, steps)
+    return _for_screen(shown.figure), summary
 
 
-def _keypoints(image: Any, checkpoint: str) -> tuple[Shown, list[list[list[float]]]]:
+def _keypoints(image: Any, checkpoint: str) -> tuple[Shown, list[list[list[float]]], TracedModel]:
     model = _model(checkpoint)
     if model.task != "keypoints":
         raise gr.Error("Face keypoints need a keypoint checkpoint (task = keypoints).")
-    chosen = _selected(image)
-    picture = chosen.image()
-    try:
-        faces = predict_faces(model, picture)
-    except NoFaceFoundError as err:
-        raise gr.Error(str(err)) from None
-    boxes = [face.crop_box.corners for face in faces]
-    figure = plot_keypoints(np.asarray(picture), [face.keypoints for face in faces], boxes=boxes)
-    settings = {"box": "detected", "crop_boxes": [dict(face.crop_box._asdict()) for face in faces]}
-    points = [np.asarray(face.keypoints).round(2).tolist() for face in faces]
-    return Shown("keypoints", figure, model, chosen, settings), points
+    found = faces.face_keypoints(model, _selected(image), None, RUN)
+    if isinstance(found, str):
+        raise gr.Error(found)
+    detected, shown = found
+    return shown, [np.asarray(face.keypoints).round(2).tolist() for face in detected], model
 
 
 def keypoints_handler(image: Any, checkpoint: str) -> tuple[go.Figure, list[list[list[float]]]]:
     """68 facial keypoints for every detected face, drawn on the photo."""
-    shown, points = _keypoints(image, checkpoint)
-    return shown.figure, points
+    shown, points, _ = _keypoints(image, checkpoint)
+    return _for_screen(shown.figure), points
 
 
 # --------------------------------------------------------------------------- downloads
 
 
-@dataclass(frozen=True)
-class Shown:
-    """A figure drawn by a handler, with what made it (for its downloadable files)."""
+def _files(shown: Shown, model: TracedModel) -> str:
+    """A zip of a view's figure (PNG and PDF, or HTML without Chromium), its data and ``meta.json``.
 
-    name: str
-    figure: go.Figure
-    model: TracedModel
-    image: SelectedImage
-    settings: dict[str, Any]
-
-    def files(self) -> str:
-        """A zip of the figure (PNG, or HTML without Chromium), its data and ``meta.json``.
-
-        Every file is named after the checkpoint and carries the provenance (checkpoint, weights
-        SHA-256, the image's name and file SHA-256, the settings, the time, the version).
-        Returns the zip's path in a fresh private temporary folder (Gradio serves it from there).
-        """
-        provenance = Provenance.of(self.model, [self.image.record], self.settings)
-        stem = safe_figure_name(f"{provenance.checkpoint}__{self.name}_{Path(self.image.name).stem}")
-        formats = ("png", "pdf") if browser_available() else ("html",)
-        try:
-            bundle = export_bundle(
-                [FigureItem(stem, self.figure, figure_data(self.figure), provenance)],
-                formats,
-                keep_title=True,
-            )
-        except FigureExportError as err:
-            raise gr.Error(f"The figure could not be drawn: {err}") from None
-        path = Path(tempfile.mkdtemp(prefix="crmn-viz-gradio-")) / f"{stem}.zip"
-        path.write_bytes(bundle.data)
-        return str(path)
+    Every file is named after the checkpoint and carries the provenance (checkpoint, weights
+    SHA-256, the image's name and file SHA-256, the settings, the time, the version). Returns
+    the zip's path in a fresh private temporary folder (Gradio serves it from there).
+    """
+    provenance = shown.provenance(model)
+    stem = safe_figure_name(f"{provenance.checkpoint}__{shown.name}")
+    formats = ("png", "pdf") if browser_available() else ("html",)
+    item = FigureItem(stem, shown.figure, figure_data(shown.figure), provenance)
+    try:
+        bundle = export_bundle([item], formats, keep_title=True)
+    except FigureExportError as err:
+        raise gr.Error(f"The figure could not be drawn: {err}") from None
+    path = Path(tempfile.mkdtemp(prefix="crmn-viz-gradio-")) / f"{stem}.zip"
+    path.write_bytes(bundle.data)
+    return str(path)
 
 
 def classify_files_handler(image: Any, checkpoint: str, top_k: int = 5) -> str:
     """The per-block readout figure's files (CRMN)."""
-    _, shown = _classify(image, checkpoint, top_k)
+    _, shown, model = _classify(image, checkpoint, top_k)
     if shown is None:
         raise gr.Error("Only a CRMN has a figure here (its prediction after every block).")
-    return shown.files()
+    return _files(shown, model)
 
 
 def gate_files_handler(image: Any, checkpoint: str, quantity: str) -> str:
     """The gate heatmap's files."""
-    return _gates(image, checkpoint, quantity).files()
+    return _files(*_gates(image, checkpoint, quantity))
 
 
 def sweeps_files_handler(image: Any, checkpoint: str, layer: int, mode: str) -> str:
     """The sweep maps' files."""
-    return _sweeps(image, checkpoint, layer, mode).files()
+    return _files(*_sweeps(image, checkpoint, layer, mode))
 
 
 def attribute_files_handler(
     image: Any, checkpoint: str, method: str, target_class: float | None = None, steps: float = 32
 ) -> str:
     """The attribution overlay's files."""
-    return _attribution(image, checkpoint, method, target_class, steps)[0].files()
+    shown, _, model = _attribution(image, checkpoint, method, target_class, steps)
+    return _files(shown, model)
 
 
 def keypoints_files_handler(image: Any, checkpoint: str) -> str:
     """The keypoint figure's files."""
-    return _keypoints(image, checkpoint)[0].files()
+    shown, _, model = _keypoints(image, checkpoint)
+    return _files(shown, model)
 
 
 def _gallery_examples(dataset: str, limit: int = 4) -> list[str]:
     try:
-        from crmn_viz.app_support.gallery import list_gallery
+        from crmn_viz.inputs.gallery import list_gallery
     except ImportError:
         return []
     return [str(entry.path) for entry in list_gallery(dataset)][:limit]
+
+
+def _renet_layers(names: list[str]) -> int:
+    """Most layers among the zoo's ReNets (the layer choices; a smaller one refuses the rest)."""
+    layers = [len(cached_model(name).grid_sizes) for name in names]
+    return max(layers, default=1)
 
 
 def _files_row(handler: Any, inputs: list[Any], api_name: str) -> None:
@@ -395,10 +361,11 @@ def _files_row(handler: Any, inputs: list[Any], api_name: str) -> None:
 
 def build_demo() -> gr.Blocks:
     """The Gradio app: tabs for classification, gates, sweeps, attributions and faces."""
-    classifiers = zoo_names(task="classification")
-    crmn_classifiers = zoo_names("crmn", "classification")
+    classifiers = zoo_names(lambda model: model.task == "classification")
+    memory_models = zoo_names("lstm")
+    crmn_classifiers = [name for name in memory_models if name in classifiers]
     renets = zoo_names("renet")
-    keypoint_models = zoo_names(task="keypoints")
+    keypoint_models = zoo_names("faces")
     with gr.Blocks(title="crmn-viz") as demo:
         gr.Markdown(
             "# crmn-viz\nLook inside recurrent-memory vision networks (CRMN, ReNet, ResNet in ResNet). "
@@ -425,11 +392,15 @@ def build_demo() -> gr.Blocks:
                 gate_image = UploadedImage(label="Image")
                 with gr.Column():
                     gate_ckpt = gr.Dropdown(
-                        crmn_classifiers + zoo_names("crmn", "keypoints"),
+                        crmn_classifiers + [name for name in memory_models if name not in crmn_classifiers],
                         value=(crmn_classifiers or [None])[0],
                         label="CRMN checkpoint",
                     )
-                    quantity = gr.Dropdown(LSTM_QUANTITIES, value="forget_gate", label="Quantity")
+                    quantity = gr.Dropdown(
+                        [(label, name) for name, label in LSTM_QUANTITY_LABELS.items()],
+                        value="forget_gate",
+                        label="Quantity",
+                    )
                     gate_button = gr.Button("Show memory", variant="primary")
             gate_plot = gr.Plot(label="Units x blocks")
             gate_button.click(gate_handler, [gate_image, gate_ckpt, quantity], gate_plot, api_name="gates")
@@ -439,8 +410,14 @@ def build_demo() -> gr.Blocks:
                 sweep_image = UploadedImage(label="Image")
                 with gr.Column():
                     sweep_ckpt = gr.Dropdown(renets, value=(renets or [None])[0], label="ReNet checkpoint")
-                    layer = gr.Number(0, precision=0, label="Layer")
-                    mode = gr.Radio(["pca", "channels"], value="pca", label="Display")
+                    layer = gr.Dropdown(
+                        [(f"layer {k}", k) for k in range(_renet_layers(renets))], value=0, label="Layer"
+                    )
+                    mode = gr.Radio(
+                        [("3 principal components as colour", "pca"), ("single channels", "channels")],
+                        value="pca",
+                        label="Display",
+                    )
                     sweep_button = gr.Button("Show sweeps", variant="primary")
             sweep_plot = gr.Plot(label="Four sweeps")
             sweep_button.click(
@@ -453,7 +430,9 @@ def build_demo() -> gr.Blocks:
                 with gr.Column():
                     attr_ckpt = gr.Dropdown(classifiers, value=(classifiers or [None])[0], label="Checkpoint")
                     method = gr.Dropdown(
-                        list(ATTRIBUTION_METHODS), value="integrated_gradients", label="Method"
+                        [(METHOD_LABELS.get(name, name), name) for name in ATTRIBUTION_METHODS],
+                        value="integrated_gradients",
+                        label="Method",
                     )
                     target = gr.Number(-1, precision=0, label="Target class (-1: predicted)")
                     most_steps = min(256, LIMITS.max_attribution_steps)

@@ -7,22 +7,24 @@ under ``st.session_state["selection"]``.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
-from crmn_viz.app_support.applicability import check_view
-from crmn_viz.app_support.gallery import list_gallery
-from crmn_viz.app_support.inference import describe_device
-from crmn_viz.app_support.selection import SelectedImage
-from crmn_viz.app_support.uploads import MAX_CHECKPOINT_BYTES, MAX_IMAGES_PER_UPLOAD, UPLOAD_IMAGE_LIMITS
 from crmn_viz.checkpoints import CheckpointError, checkpoint_dir, list_checkpoints
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.inputs.gallery import list_gallery
+from crmn_viz.inputs.selection import SelectedImage
+from crmn_viz.inputs.uploads import MAX_CHECKPOINT_BYTES, MAX_IMAGES_PER_UPLOAD, UPLOAD_IMAGE_LIMITS
 from crmn_viz.models.base import TracedModel
-from crmn_viz.streamlit_ui import compute
+from crmn_viz.views.applicability import check_view
+from crmn_viz.views.running import describe_device
 
 SELECTION = "selection"
+REPORTED_UPLOAD_ERRORS = "reported_upload_errors"
 GALLERY_DEFAULTS = {"cifar10": 4, "mnist": 4, "faces68": 2}
 
 
@@ -135,7 +137,7 @@ def _uploaded_model() -> tuple[TracedModel, str, str] | None:
 def _gallery_images(dataset: str | None) -> list[SelectedImage]:
     entries = list_gallery(dataset) or list_gallery()
     if not entries:
-        st.warning("The gallery is empty: run `python -m crmn_viz.app_support.make_gallery`.")
+        st.warning("The gallery is empty: run `python -m crmn_viz.inputs.make_gallery`.")
         return []
     if dataset and not list_gallery(dataset):
         st.caption(f"No gallery images for {dataset!r}: showing every gallery image.")
@@ -176,21 +178,29 @@ def _uploaded_images(source: str = "upload") -> tuple[list[SelectedImage], list[
             )
             or []
         )
-    images, refused = [], []
+    images: list[SelectedImage] = []
+    refused: list[str] = []
     if len(files) > MAX_IMAGES_PER_UPLOAD:
         refused.append(
             f"{len(files) - MAX_IMAGES_PER_UPLOAD} file(s) skipped: at most {MAX_IMAGES_PER_UPLOAD} images "
             "are analysed at once."
         )
         files = files[:MAX_IMAGES_PER_UPLOAD]
+    seen: dict[str, str] = {}  # the same bytes uploaded twice are one image, and one message
     for upload in files:
-        decoded = compute.decode_upload(upload.name, upload.getvalue(), source)
+        data = upload.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:
+            st.caption(f"{upload.name} is the same file as {seen[digest]}: used once.")
+            continue
+        seen[digest] = upload.name
+        decoded = compute.decode_upload(upload.name, data, source)
         if isinstance(decoded, str):
             refused.append(decoded)
         else:
             images.append(decoded)
-    if refused:
-        st.warning(f"{len(refused)} file(s) could not be read: the page says why.", icon=":material/warning:")
+    for message in refused:  # said here, beside the upload; a page says it once more, the first time
+        st.warning(message, icon=":material/broken_image:")
     return images, refused
 
 
@@ -253,7 +263,7 @@ def page_start(view: str, title: str, intro: str, *, needs_images: bool = True) 
     """Title a page and return the selection, or explain kindly what is missing and stop.
 
     Args:
-        view: the page key (see :data:`crmn_viz.app_support.applicability.VIEWS`).
+        view: the page key (see :data:`crmn_viz.views.applicability.VIEWS`).
         title: page title.
         intro: one or two sentences on what the page shows.
         needs_images: stop with a hint when no image is chosen.
@@ -266,15 +276,18 @@ def page_start(view: str, title: str, intro: str, *, needs_images: bool = True) 
             "Choose a checkpoint in the sidebar (from the zoo, or upload a `.safetensors` + `.json` pair)."
         )
         st.stop()
-    verdict = check_view(view, selection.card)
+    verdict = check_view(view, selection.model)
     if not verdict.applies:
         st.info(verdict.message, icon=":material/info:")
         buttons = st.container(horizontal=True)
         for name in verdict.suggestions[:3]:
             buttons.button(f"Use {name}", key=f"use_{name}", on_click=_use_checkpoint, args=(name,))
         st.stop()
-    for message in selection.refused:
-        st.error(message, icon=":material/broken_image:")
+    reported = st.session_state.setdefault(REPORTED_UPLOAD_ERRORS, set())
+    for message in selection.refused:  # once, on the page in view when the upload came in
+        if message not in reported:
+            st.error(message, icon=":material/broken_image:")
+            reported.add(message)
     if needs_images and not selection.images:
         st.info("Choose one or more images in the sidebar: from the gallery, an upload or the camera.")
         st.stop()
@@ -292,9 +305,17 @@ def image_picker(
         key: widget key (shared by the pages, so the choice follows the user around).
         columns: draw it in the left third of the page instead of full width.
     """
-    if len(selection.images) == 1:
+    images = selection.images
+    if len(images) == 1:
         return 0
-    names = [f"{k + 1}. {image.name}" for k, image in enumerate(selection.images)]
+    # Options name the images themselves (position and digest), so when the chosen images change
+    # the widget cannot keep a stale label; a newly added image (an upload) is selected first.
+    options = [f"{k}:{image.digest}" for k, image in enumerate(images)]
+    labels = {option: f"{k + 1}. {image.name}" for k, (option, image) in enumerate(zip(options, images))}
+    known = st.session_state.setdefault(f"{key}_known", set())
+    new = [k for k, image in enumerate(images) if image.digest not in known]
+    default = new[-1] if new and known else 0
+    known.update(image.digest for image in images)
     where = st.columns([1, 2])[0] if columns else st.container()
-    choice = where.selectbox(label, range(len(names)), format_func=lambda k: names[k], key=key)
-    return min(int(choice or 0), len(selection.images) - 1)
+    choice = where.selectbox(label, options, index=default, format_func=labels.__getitem__, key=key)
+    return int(str(choice or options[default]).split(":", 1)[0])

@@ -10,16 +10,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from crmn_viz.app_support.figure_files import (
+from crmn_viz.figures.files import (
     figure_data_file,
     figure_image_file,
     for_screen,
     safe_figure_name,
 )
-from crmn_viz.app_support.selection import SelectedImage
+from crmn_viz.frontends.streamlit import compute
+from crmn_viz.frontends.streamlit.state import Selection, current
+from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.provenance import Provenance
-from crmn_viz.streamlit_ui import compute
-from crmn_viz.streamlit_ui.state import Selection, current
+from crmn_viz.views.shown import Shown
 
 REGISTRY = "figure_registry"
 MAX_REMEMBERED = 40
@@ -119,7 +120,7 @@ def show_figure(
 ) -> None:
     """Draw ``figure`` with buttons to download its image and its data.
 
-    The screen copy is enlarged (:func:`crmn_viz.app_support.figure_files.for_screen`); figures
+    The screen copy is enlarged (:func:`crmn_viz.figures.files.for_screen`); figures
     made of pictures keep their proportions (at most ``max_width`` pixels wide), charts stretch
     to the width of their column. The files are only made when a button is clicked (PNG through
     Chromium, or an interactive HTML file when no browser is installed); the figure is also
@@ -175,3 +176,16 @@ def show_figure(
             icon=":material/table:",
             on_click="ignore",
         )
+
+
+def show(figure: Shown, *, key: str | None = None, max_width: float = MAX_NATURAL_WIDTH) -> None:
+    """Draw a view's :class:`~crmn_viz.views.shown.Shown` figure (see :func:`show_figure`)."""
+    show_figure(
+        figure.figure,
+        figure.name,
+        images=list(figure.images),
+        settings=figure.settings,
+        caption=figure.caption or None,
+        key=key,
+        max_width=max_width,
+    )

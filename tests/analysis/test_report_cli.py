@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 import crmn_viz
-from crmn_viz.analysis.report import figures_for_image
-from crmn_viz.cli import main
 from crmn_viz.figures import browser_available, read_provenance
+from crmn_viz.frontends.cli import main
+from crmn_viz.inputs.selection import SelectedImage
+from crmn_viz.views.report import figures_for_image
 from tests.conftest import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,15 +64,12 @@ def test_analyze_cli_writes_figures_and_data_for_a_real_cifar_image(tmp_path):
     pngs = {p for p in index["figures"] if p.endswith(".png")}
     weights_sha256 = hashlib.sha256((tmp_path / "m.safetensors").read_bytes()).hexdigest()
     image_sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
-    for figure in (
-        "lstm_forget_gate",
-        "stepwise_probabilities",
-        "prediction",
-        "attribution_integrated_gradients",
-    ):
+    # the same views as the app: memory and per-block figures two columns wide, the others one
+    widths = {"lstm_forget_gate": 716, "stepwise_probabilities": 716, "prediction": 350}
+    for figure in (*widths, "attribution_integrated_gradients"):
         assert f"m__cat__{figure}.png" in pngs  # the checkpoint's name comes first
         png = out / f"m__cat__{figure}.png"
-        assert Image.open(png).size[0] == 350  # one column at 100 dpi
+        assert Image.open(png).size[0] == widths.get(figure, 350)  # 3.5 or 7.16 in at 100 dpi
         assert list(out.glob(f"m__cat__{figure}.data.*")), "the numbers must be written beside the figure"
         meta = json.loads((out / f"m__cat__{figure}.meta.json").read_text())["provenance"]
         inside = read_provenance(png.read_bytes(), "png")
@@ -96,7 +94,7 @@ def test_analyze_cli_writes_figures_and_data_for_a_real_cifar_image(tmp_path):
 def test_keypoint_model_gets_keypoint_and_memory_figures_for_a_real_face():
     photo = sorted((SHARED / "faces68" / "images").iterdir())[0]
     model = tiny_model("crmn", task="keypoints", num_outputs=136, pool=4, input_size=80)
-    figures = figures_for_image(model, crmn_viz.images.load_image(photo), ig_steps=4)
+    figures = figures_for_image(model, SelectedImage.from_path(photo), ig_steps=4)
     assert {"keypoints", "stepwise_keypoints", "lstm_forget_gate"} <= set(figures)
     assert "prediction" not in figures
 

@@ -2,10 +2,10 @@
 
 Usage::
 
-    python -m crmn_viz.app_support.make_gallery [--data-dir ../shared/data] [--out crmn_viz/gallery]
+    python -m crmn_viz.inputs.make_gallery [--data-dir ../shared/data] [--out crmn_viz/gallery]
 
-The data root is ``--data-dir``, else ``$CRMN_VIZ_DATA_DIR``, else ``../shared/data`` relative
-to the repository root. It needs ``cifar10-jpeg.zip`` (``test/<class>/NNNN.jpg``),
+The data root is ``--data-dir``, else ``$CRMN_VIZ_DATA_DIR``, else ``./data``
+(:func:`crmn_viz.data.resolve_data_dir`). It needs ``cifar10-jpeg.zip`` (``test/<class>/NNNN.jpg``),
 ``mnist/MNIST/raw/t10k-*-ubyte`` and ``faces68/{test.csv,images/}``. Written:
 
 * ``cifar10/<class>_<NNNN>.png``: ``per_class`` test images of every class (PNG of the decoded
@@ -15,7 +15,7 @@ to the repository root. It needs ``cifar10-jpeg.zip`` (``test/<class>/NNNN.jpg``
   256 px a side (JPEG quality 90), with ``faces68/keypoints.csv`` holding their 68 points
   rescaled to the shipped size; photos where OpenCV's face detector finds the face are
   preferred, so the app's detector works on them;
-* ``index.csv``: ``file,dataset,label,source`` for :func:`crmn_viz.app_support.list_gallery`.
+* ``index.csv``: ``file,dataset,label,source`` for :func:`crmn_viz.inputs.gallery.list_gallery`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import random
 import zipfile
 from collections.abc import Sequence
@@ -32,21 +31,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from crmn_viz.app_support.gallery import GALLERY_DIR, INDEX_NAME, KEYPOINTS_NAME
+from crmn_viz.data.data_root import resolve_data_dir
+from crmn_viz.inputs.gallery import GALLERY_DIR, INDEX_NAME, KEYPOINTS_NAME
 
-__all__ = ["build_gallery", "default_data_dir", "main"]
+__all__ = ["build_gallery", "main"]
 
 SEED = 0
 MAX_FACE_SIDE = 256
 FACE_JPEG_QUALITY = 90
 MAX_TOTAL_BYTES = 1_500_000
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_data_dir() -> Path:
-    """``$CRMN_VIZ_DATA_DIR`` when set, else ``../shared/data`` beside the repository."""
-    from_environment = os.environ.get("CRMN_VIZ_DATA_DIR")
-    return Path(from_environment) if from_environment else REPO_ROOT.parent / "shared" / "data"
 
 
 def _cifar10(data_dir: Path, out: Path, per_class: int, rng: random.Random) -> list[dict[str, str]]:
@@ -142,7 +135,7 @@ def build_gallery(
     """Write the gallery and its index; returns the index rows.
 
     Args:
-        data_dir: the offline data root (default :func:`default_data_dir`).
+        data_dir: the offline data root (default: :func:`crmn_viz.data.resolve_data_dir`).
         out: destination folder (replaced data-set folders; other files are left alone).
         per_class: images per class for CIFAR-10 and MNIST.
         faces: number of face photos (one per person).
@@ -151,7 +144,7 @@ def build_gallery(
         FileNotFoundError: a data set is missing under ``data_dir``.
         RuntimeError: the gallery would exceed 1.5 MB.
     """
-    source = Path(data_dir) if data_dir is not None else default_data_dir()
+    source = resolve_data_dir(data_dir)
     target = Path(out)
     for folder in ("cifar10", "mnist", "faces68"):
         (target / folder).mkdir(parents=True, exist_ok=True)

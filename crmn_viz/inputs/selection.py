@@ -110,6 +110,15 @@ class SelectedImage:
         """
         return ImageRecord(self.name, self.file_sha256 or hashlib.sha256(self.png).hexdigest())
 
+    def enlarged(self, width: int) -> Image.Image:
+        """The picture at least ``width`` pixels wide, enlarged by whole pixels (nearest neighbour),
+        so a 32 x 32 input stays sharp on screen instead of being smoothed by the browser."""
+        picture = self.image()
+        factor = max(1, width // picture.width)
+        if factor == 1:
+            return picture
+        return picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
+
     def image(self) -> Image.Image:
         """The decoded RGB picture."""
         return decode_images([self.png])[0]

@@ -12,6 +12,7 @@ the network again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ import streamlit as st
 import crmn_viz
 from crmn_viz import analysis
 from crmn_viz.analysis import face_steps as faces_support
-from crmn_viz.app_support import architecture, datasets, inference, uploads
-from crmn_viz.app_support.selection import SelectedImage, decode_images, encode_png
 from crmn_viz.checkpoints import checkpoint_key
 from crmn_viz.figures import browser_available as _browser_available
+from crmn_viz.inputs import uploads
+from crmn_viz.inputs.selection import SelectedImage, decode_images, encode_png
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
+from crmn_viz.views import model_info, running, test_images
+from crmn_viz.views.compute import Box, TargetSpec, attribution_target
 
 Pngs = tuple[bytes, ...]
 
@@ -90,9 +93,9 @@ def decode_upload(name: str, data: bytes, source: str = "upload") -> SelectedIma
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def summary(_model: TracedModel, key: str) -> architecture.ArchitectureSummary:
+def summary(_model: TracedModel, key: str) -> model_info.ArchitectureSummary:
     """Architecture summary (one tiny forward pass)."""
-    return architecture.architecture_summary(_model)
+    return model_info.architecture_summary(_model)
 
 
 @st.cache_data(max_entries=64, show_spinner="Classifying…")
@@ -104,7 +107,7 @@ def classify(_model: TracedModel, key: str, pngs: Pngs, top_k: int = 10) -> list
 @st.cache_data(max_entries=32, show_spinner="Running the network…")
 def trace(_model: TracedModel, key: str, pngs: Pngs, names: tuple[str, ...] | None = None) -> crmn_viz.Trace:
     """Every recorded internal (or only ``names``) for the images, on the CPU."""
-    return inference.trace_images(_model, decode_images(pngs), names)
+    return running.trace_images(_model, decode_images(pngs), names)
 
 
 @st.cache_data(max_entries=32, show_spinner="Decoding every LSTM step…")
@@ -124,23 +127,6 @@ def faces(
         return str(err)
 
 
-TargetSpec = tuple[Any, ...]
-"""A hashable attribution target: ``("predicted",)``, ``("class", k)``, ``("keypoint", k, "x")``
-or ``("gate", gate, unit, step)``."""
-
-
-def target_from_spec(spec: TargetSpec) -> analysis.AttributionTarget:
-    """The core's target object for a :data:`TargetSpec`."""
-    kind = spec[0]
-    if kind == "class":
-        return int(spec[1])
-    if kind == "keypoint":
-        return analysis.KeypointTarget(int(spec[1]), spec[2])
-    if kind == "gate":
-        return analysis.GateTarget(str(spec[1]), int(spec[2]), int(spec[3]))
-    return None
-
-
 @st.cache_data(max_entries=48, show_spinner="Computing the attribution…")
 def attribution(
     _model: TracedModel,
@@ -152,7 +138,7 @@ def attribution(
 ) -> analysis.AttributionResult:
     """:func:`crmn_viz.analysis.attribute` for one image."""
     return analysis.attribute(
-        _model, decode_images([png])[0], method, target_from_spec(target), **dict(options)
+        _model, decode_images([png])[0], method, attribution_target(target), **dict(options)
     )
 
 
@@ -169,7 +155,7 @@ def gate_statistics_images(
 @st.cache_data(max_entries=8, show_spinner="Collecting gate statistics over test images…")
 def gate_statistics_test(_model: TracedModel, key: str, dataset: str, count: int) -> analysis.GateStatistics:
     """Gate statistics over ``count`` test images of ``dataset`` spread over every class."""
-    subset = datasets.test_subset(dataset, min(count, LIMITS.max_statistics_images))
+    subset = test_images.test_subset(dataset, min(count, LIMITS.max_statistics_images))
     return analysis.gate_statistics(
         _model, subset, by_class=True, progress=False, batch_size=100, max_images=LIMITS.max_statistics_images
     )
@@ -189,7 +175,7 @@ def face_steps(
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_view(_model: TracedModel, key: str, png: bytes) -> Any:
     """The image at the network's input size and colour mode (RGB uint8 array)."""
-    return inference.model_view(_model, decode_images([png])[0])
+    return running.model_view(_model, decode_images([png])[0])
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -202,3 +188,66 @@ def face_crop(
         return None
     _, height, width = _model.input_shape
     return encode_png(faces_support.face_crop(decode_images([png])[0], found[0].crop_box, (height, width)))
+
+
+# --------------------------------------------------------------------------- for the views
+
+
+class CachedCompute:
+    """The views' :class:`~crmn_viz.views.compute.Compute`, answered by this module's caches.
+
+    Every call is keyed on :func:`model_key` (digests of what was read) and the images' bytes,
+    so a display-only change of any page reruns no network.
+    """
+
+    def trace(
+        self, model: TracedModel, images: Sequence[SelectedImage], names: Sequence[str] | None = None
+    ) -> crmn_viz.Trace:
+        """See :meth:`crmn_viz.views.compute.Compute.trace`."""
+        pngs = tuple(image.png for image in images)
+        return trace(model, model_key(model), pngs, None if names is None else tuple(names))
+
+    def classify(
+        self, model: TracedModel, images: Sequence[SelectedImage], top_k: int
+    ) -> list[list[tuple[str, float]]]:
+        """See :meth:`crmn_viz.views.compute.Compute.classify`."""
+        return classify(model, model_key(model), tuple(image.png for image in images), top_k)
+
+    def stepwise(self, model: TracedModel, images: Sequence[SelectedImage]) -> analysis.StepwiseReadout:
+        """See :meth:`crmn_viz.views.compute.Compute.stepwise`."""
+        return stepwise(model, model_key(model), tuple(image.png for image in images))
+
+    def faces(
+        self, model: TracedModel, image: SelectedImage, box: Box | None
+    ) -> list[analysis.FaceKeypoints] | str:
+        """See :meth:`crmn_viz.views.compute.Compute.faces`."""
+        return faces(model, model_key(model), image.png, box)
+
+    def face_steps(
+        self, model: TracedModel, image: SelectedImage, face_index: int, box: Box | None
+    ) -> faces_support.FaceSteps | None:
+        """See :meth:`crmn_viz.views.compute.Compute.face_steps`."""
+        return face_steps(model, model_key(model), image.png, face_index, box, image.keypoints)
+
+    def face_crop(self, model: TracedModel, image: SelectedImage, box: Box | None) -> bytes | None:
+        """See :meth:`crmn_viz.views.compute.Compute.face_crop`."""
+        return face_crop(model, model_key(model), image.png, box)
+
+    def model_view(self, model: TracedModel, png: bytes) -> Any:
+        """See :meth:`crmn_viz.views.compute.Compute.model_view`."""
+        return model_view(model, model_key(model), png)
+
+    def attribution(
+        self,
+        model: TracedModel,
+        png: bytes,
+        method: str,
+        target: TargetSpec,
+        options: tuple[tuple[str, Any], ...],
+    ) -> analysis.AttributionResult:
+        """See :meth:`crmn_viz.views.compute.Compute.attribution`."""
+        return attribution(model, model_key(model), png, method, target, options)
+
+
+CACHED = CachedCompute()
+"""The one :class:`CachedCompute` the pages hand to the views."""

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crmn_viz.app_support.selection import SelectedImage
 from crmn_viz.checkpoints import MAX_CARD_BYTES, CheckpointError, load
 from crmn_viz.images import ImageLimits, InvalidImageError
+from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 

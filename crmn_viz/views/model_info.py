@@ -7,17 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmn_viz.app_support.inference import trace_shapes
 from crmn_viz.models.base import TracedModel
+from crmn_viz.views.running import trace_shapes
 
 __all__ = ["ArchitectureSummary", "architecture_summary", "card_summary"]
-
-ARCH_TITLES = {
-    "crmn": "Convolutional Residual Memory Network (Moniz & Pal 2016/2017)",
-    "resnet": "ResNet, CIFAR 6n+2 variant (He et al. 2015/2016)",
-    "renet": "ReNet (Visin et al. 2015)",
-    "rir": "ResNet in ResNet (Targ et al. 2016)",
-}
 
 
 @dataclass
@@ -79,7 +72,7 @@ def architecture_summary(model: TracedModel) -> ArchitectureSummary:
     outputs = int(model.config.num_outputs)  # type: ignore[attr-defined]
     summary = ArchitectureSummary(
         arch=model.arch,
-        title=ARCH_TITLES.get(model.arch, model.arch),
+        title=model.title or model.arch,
         task=model.task,
         parameters=model.num_parameters(),
         input_shape=model.input_shape,
@@ -87,7 +80,7 @@ def architecture_summary(model: TracedModel) -> ArchitectureSummary:
         trace_groups=_fold(shapes),
         config=model.config.to_dict(),
     )
-    if model.arch == "crmn":
+    if model.has_memory:
         pool = int(model.config.pool)  # type: ignore[attr-defined]
         width = shapes["lstm.input"][-1]
         stages = getattr(model, "stage_of_block", None)

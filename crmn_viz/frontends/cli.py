@@ -142,44 +142,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from crmn_viz.analysis.report import write_report
     from crmn_viz.checkpoints import CheckpointError, load
-    from crmn_viz.images import InvalidImageError, load_image
-    from crmn_viz.provenance import ImageRecord, file_sha256
+    from crmn_viz.images import InvalidImageError
+    from crmn_viz.inputs.selection import SelectedImage
+    from crmn_viz.views.report import write_report
 
     try:
         model = load(args.checkpoint, device=args.device)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    images, records = [], []
+    images = []
     for path in args.images:
         try:
-            images.append((Path(path).stem, load_image(path)))
-        except InvalidImageError as err:
+            images.append(SelectedImage.from_path(path))
+        except (InvalidImageError, OSError) as err:
             print(f"skipping {path}: {err}", file=sys.stderr)
-            continue
-        records.append(ImageRecord(Path(path).name, file_sha256(path)))
     if not images:
         print("error: no readable image was given", file=sys.stderr)
         return 2
     written = write_report(
-        model,
-        images,
-        args.out,
-        formats=args.formats,
-        dpi=args.dpi,
-        ig_steps=args.ig_steps,
-        image_records=records,
+        model, images, args.out, formats=args.formats, dpi=args.dpi, ig_steps=args.ig_steps
     )
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
 
 def _cmd_gradio(args: argparse.Namespace) -> int:
-    from crmn_viz.gradio_app import main as gradio_main
+    from crmn_viz.frontends.gradio_app import main as gradio_main
 
     gradio_main(["--host", args.host, "--port", str(args.port)])
     return 0
