@@ -14,7 +14,9 @@ as ``tests/app/test_browser.py`` does) and drives it with ``tests/app/browser_be
 
 Network evaluations are counted inside the server: it is started through a small launcher that
 wraps ``TracedModel.__call__`` (the approach of :func:`crmn_viz.benchmarks.bench_app`) and
-writes the running count to a file, which the driver reads before and after every step.
+writes the running count to a file, which the driver reads before and after every step. The
+launcher also writes how many script runs have started and finished, so the driver knows that a
+rerun happened and ended even when it was too fast to show in the page.
 
 Given ``before`` (the folder of another version of the app, e.g. a ``git worktree``), both
 versions are served side by side and measured in alternation by the same driver in the same
@@ -53,6 +55,7 @@ PLAYWRIGHT = REPO / "tests" / "app" / "node_modules" / "playwright-core"
 GROUP = "13 browser"
 MAX_REPEATS = 5  # each step takes seconds: `--repeats 15` (the CLI default) would take an hour
 COLD_SERVERS = 3  # fresh servers for the cold first chart in a full run
+FAILURE_DIR = Path(tempfile.gettempdir()) / "crmn-browser-bench"  # driver output, failure screenshots
 
 # Display-only goals of issue 18 (seconds), checked and reported, never asserted.
 GOAL_CHANGE_S = 1.0
@@ -137,6 +140,28 @@ class CountOnImport(importlib.abc.MetaPathFinder):
 
 if COUNT_FILE:
     sys.meta_path.insert(0, CountOnImport())
+
+RUNS_FILE = os.environ.get("CRMN_VIZ_BENCH_RUNS")
+if RUNS_FILE:  # "<runs started> <runs finished>": the driver knows a rerun happened and ended
+    from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+    run_script = ScriptRunner._run_script
+    runs = [0, 0]
+
+    def write_runs():
+        with open(RUNS_FILE, "w") as handle:
+            handle.write(f"{runs[0]} {runs[1]}")
+
+    def counted_run(self, rerun_data):
+        runs[0] += 1
+        write_runs()
+        try:
+            return run_script(self, rerun_data)
+        finally:
+            runs[1] += 1
+            write_runs()
+
+    ScriptRunner._run_script = counted_run
 from streamlit.web.cli import main
 
 main(prog_name="streamlit")
@@ -186,6 +211,7 @@ class _Server:
     url: str
     process: subprocess.Popen  # type: ignore[type-arg]
     forwards: Path
+    runs: Path
     log: Path
 
 
@@ -211,8 +237,14 @@ def _serve(label: str, app_dir: Path, zoo: Path, scratch: Path) -> Iterator[_Ser
     """A fresh ``streamlit run app.py`` (headless, free port) that counts network evaluations."""
     port = _free_port()
     forwards = scratch / f"forwards-{label}-{port}.txt"
+    runs = scratch / f"runs-{label}-{port}.txt"
     log_path = scratch / f"streamlit-{label}-{port}.log"
-    env = {**os.environ, "CRMN_VIZ_CHECKPOINT_DIR": str(zoo), "CRMN_VIZ_BENCH_FORWARDS": str(forwards)}
+    env = {
+        **os.environ,
+        "CRMN_VIZ_CHECKPOINT_DIR": str(zoo),
+        "CRMN_VIZ_BENCH_FORWARDS": str(forwards),
+        "CRMN_VIZ_BENCH_RUNS": str(runs),
+    }
     command = [
         sys.executable, "-c", _LAUNCHER, "run", "app.py",
         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -220,7 +252,7 @@ def _serve(label: str, app_dir: Path, zoo: Path, scratch: Path) -> Iterator[_Ser
     ]  # fmt: skip
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = _Server(label, f"http://127.0.0.1:{port}", process, forwards, log_path)
+    server = _Server(label, f"http://127.0.0.1:{port}", process, forwards, runs, log_path)
     try:
         _wait_until_healthy(server)
         yield server
@@ -234,19 +266,32 @@ def _serve(label: str, app_dir: Path, zoo: Path, scratch: Path) -> Iterator[_Ser
 
 
 def _drive(plan: dict[str, Any], scratch: Path, timeout: float) -> tuple[list[dict[str, Any]], str | None]:
-    """Run the node driver; returns its measurements and the error it reported (or None)."""
+    """Run the node driver; returns its measurements and the error it reported (or None).
+
+    The driver's output also goes, line by line as it runs, to ``driver.jsonl`` in
+    :data:`FAILURE_DIR` (with a screenshot of the page when a step fails).
+    """
     path = scratch / f"plan-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(plan))
-    try:
-        run = subprocess.run(
-            ["node", str(DRIVER), str(path)], cwd=REPO, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return [], f"the browser driver ran past {timeout:.0f} s"
-    records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    errors = [r["message"] for r in records if r.get("kind") == "error"]
+    FAILURE_DIR.mkdir(parents=True, exist_ok=True)
+    output = FAILURE_DIR / "driver.jsonl"
+    with output.open("w") as out:
+        try:
+            run = subprocess.run(
+                ["node", str(DRIVER), str(path)],
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return [], f"the browser driver ran past {timeout:.0f} s"
+    lines = output.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    errors = [r for r in records if r.get("kind") == "error"]
     if errors:
-        return records, f"{errors[0]} ({records[-1].get('label')})"
+        return records, f"{errors[0]['message']} ({errors[0].get('label')}; see {FAILURE_DIR})"
     if run.returncode != 0:
         return records, f"the browser driver exited with {run.returncode}: {run.stderr[-800:]}"
     return records, None
@@ -320,7 +365,7 @@ def measure(
             "quiet_ms": 400,
             "unit": UNIT,
             "groups": QUICK_GROUPS if quick else FULL_GROUPS,
-            "screenshot_dir": str(screenshot_dir) if screenshot_dir else None,
+            "screenshot_dir": str(screenshot_dir or FAILURE_DIR),
         }
         records: list[dict[str, Any]] = []
         rounds = 1 if quick else min(COLD_SERVERS, repeats)
@@ -332,7 +377,13 @@ def measure(
                     for label in order
                 ]
                 targets = [
-                    {"label": s.label, "url": s.url, "forwards_file": str(s.forwards)} for s in servers
+                    {
+                        "label": s.label,
+                        "url": s.url,
+                        "forwards_file": str(s.forwards),
+                        "runs_file": str(s.runs),
+                    }
+                    for s in servers
                 ]
                 budget = 600.0 if quick else 3600.0
                 found, error = _drive({**plan, "targets": targets, "only_cold": round_ > 0}, scratch, budget)

@@ -420,9 +420,10 @@ def autocast_pays(amp: bool, device: torch.device) -> bool:
     """Whether a recipe's ``amp`` runs: always on CUDA, on a CPU only with bfloat16 arithmetic.
 
     A CPU without AVX512-BF16 or AMX-BF16 emulates bfloat16 through float32 conversions:
-    ``crmn-viz bench`` row 10 measured a CRMN-20 training step 12x slower with autocast than in
-    float32 on such a CPU (AVX2), against 1.8x faster on one with AVX512-BF16. There the step
-    runs in float32 instead, with a warning; the recipe (and the card) keep ``amp`` as written.
+    ``crmn-viz bench`` row 10 measured the zoo's CIFAR-10 training steps 5-11x slower with
+    autocast than in float32 on such a CPU (AVX2), against 1.5-1.8x faster on one with
+    AVX512-BF16. There the steps run in float32 instead, with a warning; the recipe keeps
+    ``amp`` as written and the card's ``training.autocast`` records what ran.
     """
     if not amp or device.type != "cpu":
         return amp
@@ -433,8 +434,8 @@ def autocast_pays(amp: bool, device: torch.device) -> bool:
         return True
     warnings.warn(
         f"amp = true, but this CPU ({', '.join(sets) or 'no AVX2'}) has no bfloat16 arithmetic "
-        "(AVX512-BF16 or AMX): autocast would be emulated and slower than float32 (about 12x for "
-        "a CRMN-20 step, crmn-viz bench row 10), so the training steps run in float32",
+        "(AVX512-BF16 or AMX): autocast would be emulated and slower than float32 (5-11x for the "
+        "zoo's CIFAR-10 steps, crmn-viz bench row 10), so the training steps run in float32",
         stacklevel=2,
     )
     return False

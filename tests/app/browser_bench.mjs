@@ -3,7 +3,7 @@
 //
 // Usage: node tests/app/browser_bench.mjs <plan.json>
 // plan: {"targets": [{"label": "after", "url": "http://127.0.0.1:8501",
-//                     "forwards_file": "/tmp/forwards.txt"}],   // the file is optional (see below)
+//                     "forwards_file": "/tmp/forwards.txt", "runs_file": "/tmp/runs.txt"}],  // both optional
 //        "chromium": "/usr/bin/chromium", "repeats": 3, "warm_up": true, "quiet_ms": 400,
 //        "only_cold": false, "screenshot_dir": "/tmp/shots" (optional, a screenshot on a failure),
 //        "unit": {"page": "Export", "change": {"kind": "checkbox", "label": "Keep titles"}},
@@ -15,13 +15,17 @@
 // (one arrow-key step), checkbox (click it).
 // forwards_file: where the server writes how many network evaluations it has made so far; the
 // difference over each step is reported as "evaluations" (null without the file).
+// runs_file: where the server writes "<script runs started> <finished>" (optional: without it, a
+// rerun is seen from the page's script-state attribute, which can miss a very fast one).
 // Prints one JSON line per measurement: {"label", "kind": "cold"|"warm-up"|"nav"|"change"|"unit",
 // "page", "widget", "seconds", "evaluations"}; a {"kind": "error"} line and exit status 1 on a failure.
 //
-// "Settled" is measured in the page: after the action, Streamlit's script state must have been
-// "running" and be back to idle, with no status widget and no skeleton, the page's charts drawn
+// "Settled": after the action a script run must have started and finished (runs_file, else the
+// page's script state), with no status widget and no skeleton in the page, the page's charts drawn
 // (and, for a change on a page with charts, at least one chart redrawn), and no DOM change for
 // quiet_ms. The time reported is that of the last DOM change, so the quiet window is not counted.
+// An action after which no rerun starts within 15 s (a click the app never received) is done once
+// more, with a {"kind": "retry"} line; a second miss is an error.
 import fs from "node:fs";
 import { createRequire } from "node:module";
 
@@ -80,33 +84,54 @@ async function arm() {
   });
 }
 
-async function settled(start, charts, redraw, timeout = 180000) {
+function serverRuns() {
+  // {started, finished} script runs of the server so far, when it writes them (null otherwise).
+  if (!target.runs_file) return null;
+  try {
+    const [started, finished] = fs.readFileSync(target.runs_file, "utf8").trim().split(/\s+/).map(Number);
+    return { started: started || 0, finished: finished || 0 };
+  } catch {
+    return { started: 0, finished: 0 };
+  }
+}
+
+async function settled(start, charts, redraw, runsBefore, timeout = 180000) {
   // Seconds from `start` (page clock) to the last DOM change before the app went quiet.
-  return page.evaluate(({ start, charts, redraw, quietMs, timeout }) => new Promise((resolve, reject) => {
-    const watch = window.__benchWatch;
-    const tick = () => {
-      const now = performance.now();
+  // With the server's run counts, "a rerun happened" is read from the server: a very fast
+  // rerun can leave no trace in the page's script-state attribute (React renders the last state).
+  for (;;) {
+    const seen = await page.evaluate(({ charts, redraw }) => {
+      const watch = window.__benchWatch;
       const app = document.querySelector('[data-testid="stApp"]');
       const state = app ? app.getAttribute("data-test-script-state") : "none";
       if (state === "running") watch.sawRun = true;
       const busy = state === "running" || state === "rerunRequested"
-        || document.querySelector('[data-testid="stStatusWidget"]')
-        || document.querySelector('[data-testid="stSkeleton"]');
+        || Boolean(document.querySelector('[data-testid="stStatusWidget"]'))
+        || Boolean(document.querySelector('[data-testid="stSkeleton"]'));
       const plots = [...document.querySelectorAll(".js-plotly-plot")].filter((p) => p.querySelector(".main-svg"));
-      const redrawn = !redraw || plots.some((p) => !watch.before.has(p) || watch.before.get(p) !== p.data);
       const exception = document.querySelector('[data-testid="stException"]');
-      if (exception) return reject(new Error(`exception on the page: ${exception.innerText.slice(0, 300)}`));
-      if (watch.sawRun && !busy && plots.length >= charts && redrawn && now - watch.last >= quietMs) {
-        return resolve((watch.last - start) / 1000);
-      }
-      if (now - start > timeout) {
-        return reject(new Error(`not settled after ${timeout / 1000} s (state ${state}, ran ${watch.sawRun}, `
-          + `${plots.length}/${charts} charts, redrawn ${redrawn})`));
-      }
-      setTimeout(tick, 20);
-    };
-    tick();
-  }), { start, charts, redraw, quietMs, timeout });
+      return {
+        now: performance.now(), last: watch.last, sawRun: watch.sawRun, state, busy, plots: plots.length,
+        redrawn: !redraw || plots.some((p) => !watch.before.has(p) || watch.before.get(p) !== p.data),
+        exception: exception ? exception.innerText.slice(0, 300) : null, enough: plots.length >= charts,
+      };
+    }, { charts, redraw });
+    if (seen.exception) throw new Error(`exception on the page: ${seen.exception}`);
+    const runs = serverRuns();
+    const started = runs ? runs.started > runsBefore.started : seen.sawRun;
+    const ran = runs ? started && runs.finished > runsBefore.finished && runs.finished >= runs.started : seen.sawRun;
+    if (ran && !seen.busy && seen.enough && seen.redrawn && seen.now - seen.last >= quietMs) {
+      return (seen.last - start) / 1000;
+    }
+    if (!started && seen.now - start > 15000) {
+      throw new Error(`no rerun started within 15 s of the action (state ${seen.state})`);
+    }
+    if (seen.now - start > timeout) {
+      throw new Error(`not settled after ${timeout / 1000} s (state ${seen.state}, ran ${ran}, `
+        + `${seen.plots}/${charts} charts, redrawn ${seen.redrawn})`);
+    }
+    await page.waitForTimeout(25);
+  }
 }
 
 async function clickAndTime(locator) {
@@ -118,11 +143,23 @@ async function clickAndTime(locator) {
   });
 }
 
-async function measure(kind, pageTitle, widget, charts, redraw, action) {
+async function measure(kind, pageTitle, widget, charts, redraw, attempt) {
+  // attempt(): do the action (again, on a retry) and return its start time on the page clock.
   const before = evaluations();
-  await arm();
-  const start = await action();
-  const seconds = await settled(start, charts, redraw);
+  let seconds;
+  for (let tries = 1; ; tries++) {
+    await arm();
+    const runsBefore = serverRuns();
+    const start = await attempt();
+    try {
+      seconds = await settled(start, charts, redraw, runsBefore);
+      break;
+    } catch (error) {
+      // A click the app never received (no rerun at all) is tried once more, and said.
+      if (tries > 1 || !String(error.message).includes("no rerun started")) throw error;
+      log({ label: target.label, kind: "retry", page: pageTitle, widget, message: String(error.message) });
+    }
+  }
   const after = evaluations();
   const record = {
     label: target.label, kind, page: pageTitle, widget, seconds, evaluations: before === null ? null : after - before,
@@ -143,38 +180,41 @@ async function navigate(title, charts, kind = "nav") {
 async function change(pageTitle, spec, charts, kind = "change") {
   const redraw = charts > 0;
   const main = page.locator('[data-testid="stMain"]');
+  let attempt;
   if (spec.kind === "select") {
-    const input = main.locator(`input[role="combobox"][aria-label="${spec.label}"]`).first();
-    const current = await input.inputValue();
-    await input.click();
-    const options = page.getByRole("option");
-    await options.first().waitFor({ timeout: 30000 });
-    const texts = await options.allInnerTexts();
-    const other = texts.findIndex((text) => text.trim() !== current.trim());
-    if (other < 0) throw new Error(`${spec.label}: no other option than ${current}`);
-    return measure(kind, pageTitle, spec.label, charts, redraw, () => clickAndTime(options.nth(other)));
-  }
-  if (spec.kind === "segmented") {
-    const other = main.getByRole("radiogroup", { name: spec.label, exact: true }).locator('[aria-checked="false"]').first();
-    return measure(kind, pageTitle, spec.label, charts, redraw, () => clickAndTime(other));
-  }
-  if (spec.kind === "checkbox") {
+    attempt = async () => {
+      const input = main.locator(`input[role="combobox"][aria-label="${spec.label}"]`).first();
+      const current = await input.inputValue();
+      await input.click();
+      const options = page.getByRole("option");
+      await options.first().waitFor({ timeout: 30000 });
+      const texts = await options.allInnerTexts();
+      const other = texts.findIndex((text) => text.trim() !== current.trim());
+      if (other < 0) throw new Error(`${spec.label}: no other option than ${current}`);
+      return clickAndTime(options.nth(other));
+    };
+  } else if (spec.kind === "segmented") {
+    attempt = () => clickAndTime(
+      main.getByRole("radiogroup", { name: spec.label, exact: true }).locator('[aria-checked="false"]').first(),
+    );
+  } else if (spec.kind === "checkbox") {
     // The input itself: a scripted click on react-aria's label does not toggle it.
-    const box = main.locator('[data-testid="stCheckbox"], [data-testid="stToggle"]').filter({ hasText: spec.label }).locator("input").first();
-    return measure(kind, pageTitle, spec.label, charts, redraw, () => clickAndTime(box));
-  }
-  if (spec.kind === "slider") {
-    const input = main.locator(`input[type="range"][aria-label="${spec.label}"]`).first();
-    const [value, low] = await input.evaluate((e) => [Number(e.value), Number(e.min)]);
-    await input.focus();
-    const key = value > low ? "ArrowLeft" : "ArrowRight";
-    return measure(kind, pageTitle, spec.label, charts, redraw, async () => {
+    attempt = () => clickAndTime(
+      main.locator('[data-testid="stCheckbox"], [data-testid="stToggle"]').filter({ hasText: spec.label }).locator("input").first(),
+    );
+  } else if (spec.kind === "slider") {
+    attempt = async () => {
+      const input = main.locator(`input[type="range"][aria-label="${spec.label}"]`).first();
+      const [value, low] = await input.evaluate((e) => [Number(e.value), Number(e.min)]);
+      await input.focus();
       const start = await page.evaluate(() => performance.now());
-      await page.keyboard.press(key);
+      await page.keyboard.press(value > low ? "ArrowLeft" : "ArrowRight");
       return start;
-    });
+    };
+  } else {
+    throw new Error(`unknown change kind ${spec.kind}`);
   }
-  throw new Error(`unknown change kind ${spec.kind}`);
+  return measure(kind, pageTitle, spec.label, charts, redraw, attempt);
 }
 
 async function quietApp() {
