@@ -949,8 +949,9 @@ def bench_single_image_overhead(quick: bool, device: torch.device, repeats: int)
         batch_before, batch_now = time_pair(
             lambda: before(many), lambda: now(many), max(2, repeats // 2), device
         )
-        overhead_before = max(single_before - batch_before / batch, 1e-9)
-        overhead_now = max(single_now - batch_now / batch, 1e-9)
+        # a busy machine can make the difference negative (then 0: no overhead measurable)
+        overhead_before = max(single_before - batch_before / batch, 0.0)
+        overhead_now = max(single_now - batch_now / batch, 0.0)
         threads = torch.get_num_threads()
         common = (
             "12 batch-1 overhead",
@@ -977,7 +978,7 @@ def bench_single_image_overhead(quick: bool, device: torch.device, repeats: int)
                 *common[2:],
                 overhead_before,
                 overhead_now,
-                overhead_before / overhead_now,
+                overhead_before / overhead_now if overhead_now > 0 else float("inf"),
                 "per-call overhead, before / now",
                 diff <= 1e-5,
                 diff,

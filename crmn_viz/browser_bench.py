@@ -55,7 +55,6 @@ PLAYWRIGHT = REPO / "tests" / "app" / "node_modules" / "playwright-core"
 GROUP = "13 browser"
 MAX_REPEATS = 5  # each step takes seconds: `--repeats 15` (the CLI default) would take an hour
 COLD_SERVERS = 3  # fresh servers for the cold first chart in a full run
-FAILURE_DIR = Path(tempfile.gettempdir()) / "crmn-browser-bench"  # driver output, failure screenshots
 
 # Display-only goals of issue 18 (seconds), checked and reported, never asserted.
 GOAL_CHANGE_S = 1.0
@@ -268,13 +267,15 @@ def _serve(label: str, app_dir: Path, zoo: Path, scratch: Path) -> Iterator[_Ser
 def _drive(plan: dict[str, Any], scratch: Path, timeout: float) -> tuple[list[dict[str, Any]], str | None]:
     """Run the node driver; returns its measurements and the error it reported (or None).
 
-    The driver's output also goes, line by line as it runs, to ``driver.jsonl`` in
-    :data:`FAILURE_DIR` (with a screenshot of the page when a step fails).
+    The driver writes its lines to ``driver-*.jsonl`` in ``scratch`` as it runs (to follow a long
+    run); on a failure they are kept, with a screenshot of the page, in a new temporary folder
+    named in the error.
     """
-    path = scratch / f"plan-{time.monotonic_ns()}.json"
-    path.write_text(json.dumps(plan))
-    FAILURE_DIR.mkdir(parents=True, exist_ok=True)
-    output = FAILURE_DIR / "driver.jsonl"
+    stamp = time.monotonic_ns()
+    path = scratch / f"plan-{stamp}.json"
+    shots = scratch / f"failed-{stamp}"
+    path.write_text(json.dumps({**plan, "screenshot_dir": str(shots)}))
+    output = scratch / f"driver-{stamp}.jsonl"
     with output.open("w") as out:
         try:
             run = subprocess.run(
@@ -285,16 +286,21 @@ def _drive(plan: dict[str, Any], scratch: Path, timeout: float) -> tuple[list[di
                 text=True,
                 timeout=timeout,
             )
+            failure = None if run.returncode == 0 else f"exit status {run.returncode}: {run.stderr[-800:]}"
         except subprocess.TimeoutExpired:
-            return [], f"the browser driver ran past {timeout:.0f} s"
+            failure = f"it ran past {timeout:.0f} s"
     lines = output.read_text().splitlines()
     records = [json.loads(line) for line in lines if line.startswith("{")]
     errors = [r for r in records if r.get("kind") == "error"]
+    if not errors and failure is None:
+        return records, None
+    kept = Path(tempfile.mkdtemp(prefix="crmn-browser-bench-failed-"))
+    shutil.copy(output, kept / "driver.jsonl")
+    if shots.exists():
+        shutil.copytree(shots, kept, dirs_exist_ok=True)
     if errors:
-        return records, f"{errors[0]['message']} ({errors[0].get('label')}; see {FAILURE_DIR})"
-    if run.returncode != 0:
-        return records, f"the browser driver exited with {run.returncode}: {run.stderr[-800:]}"
-    return records, None
+        return records, f"{errors[0]['message']} ({errors[0].get('label')}; driver output in {kept})"
+    return records, f"the browser driver failed, {failure} (output in {kept})"
 
 
 def _tiny_zoo(folder: Path) -> Path:
@@ -340,13 +346,11 @@ def hardware_line() -> str:
 
 
 def measure(
-    apps: dict[str, Path],
-    quick: bool,
-    repeats: int,
-    zoo: Path | None = None,
-    screenshot_dir: Path | None = None,
+    apps: dict[str, Path], quick: bool, repeats: int, zoo: Path | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Serve every app in ``apps`` (label -> folder) and measure them in alternation.
+
+    ``zoo`` replaces each app's own ``checkpoints/`` folder (``--quick`` makes a tiny one).
 
     Returns the driver's records (``label``, ``kind``, ``page``, ``widget``, ``seconds``,
     ``evaluations``) and the first error, if any.
@@ -365,7 +369,6 @@ def measure(
             "quiet_ms": 400,
             "unit": UNIT,
             "groups": QUICK_GROUPS if quick else FULL_GROUPS,
-            "screenshot_dir": str(screenshot_dir or FAILURE_DIR),
         }
         records: list[dict[str, Any]] = []
         rounds = 1 if quick else min(COLD_SERVERS, repeats)
@@ -417,7 +420,7 @@ def results_from(
         unit, unit_n, _ = _median(records, label=label, kind="unit")
         prefix = f"{label}: " if len(labels) > 1 else ""
 
-        def row(case: str, candidate: str, seconds: float, goal: str, label: str = label) -> BenchResult:
+        def row(case: str, candidate: str, seconds: float, goal: str) -> BenchResult:
             return BenchResult(
                 GROUP,
                 prefix + case,
@@ -435,7 +438,7 @@ def results_from(
         cold, cold_n, cold_evals = _median(records, label=label, kind="cold")
         rows.append(
             row(
-                f"cold first chart (fresh server, median of {cold_n}; {cold_evals} evaluations)",
+                f"cold first chart (fresh server, median of {cold_n}; {cold_evals} evaluations in all)",
                 "page.goto -> first chart",
                 cold,
                 f"<= {GOAL_COLD_S:.0f} s: {_verdict(cold <= GOAL_COLD_S)}",
@@ -447,13 +450,18 @@ def results_from(
             if page == "Face keypoints":
                 goal = f"<= {GOAL_FACES_WARM_S:.0f} s warm: {_verdict(nav <= GOAL_FACES_WARM_S)}"
             rows.append(
-                row(f"{navigation}, median of {nav_n}; {nav_evals} evaluations", f"-> {page}", nav, goal)
+                row(
+                    f"{navigation}, median of {nav_n}; {nav_evals} evaluations in all",
+                    f"-> {page}",
+                    nav,
+                    goal,
+                )
             )
             seconds, n, evals = _median(records, label=label, kind="change", page=page)
             met = seconds <= GOAL_CHANGE_S and evals == 0
             rows.append(
                 row(
-                    f"display-only change, median of {n}; {evals} network evaluations",
+                    f"display-only change, median of {n}; {evals} network evaluations in all",
                     f"{page}: '{widget}'",
                     seconds,
                     f"<= {GOAL_CHANGE_S:.1f} s and 0 evaluations: {_verdict(met)}",
@@ -463,7 +471,7 @@ def results_from(
         met = seconds <= GOAL_CHANGE_S and evals == 0
         rows.append(
             row(
-                f"trivial rerun, median of {n}; {evals} evaluations",
+                f"trivial rerun, median of {n}; {evals} evaluations in all",
                 f"Export: '{UNIT['change']['label']}'",
                 seconds,
                 f"<= {GOAL_CHANGE_S:.1f} s and 0 evaluations: {_verdict(met)}",
@@ -509,12 +517,30 @@ def bench_app_in_browser(quick: bool, repeats: int, *, before: str | Path | None
 
 
 def markdown_section(hardware: str, rows: list[BenchResult], command: str) -> str:
-    """The rows as the BENCHMARKS.md table of row 13."""
-    lines = [
-        f"```bash\n{command}\n```",
-        "",
-        f"Hardware: {hardware}",
-        "",
+    """The rows as the BENCHMARKS.md tables of row 13 (with a before/after table for two versions)."""
+    lines = [f"```bash\n{command}\n```", "", f"Hardware: {hardware}", ""]
+    after = [r for r in rows if r.case.startswith("after: ")]
+    before = [r for r in rows if r.case.startswith("before: ")]
+    if after and len(after) == len(before):
+        lines += [
+            "| measured | before s | before, x its unit | after s | after, x its unit | after / before "
+            "| network evaluations, before / after | goal (after) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+
+        def evaluations(row: BenchResult) -> str:
+            found = re.search(r"(\w+) (?:network )?evaluations in all", row.case)
+            return found.group(1) if found else "?"
+
+        for new, old in zip(after, before):
+            kind = new.case.removeprefix("after: ").split(",")[0].split(" (")[0]
+            lines.append(
+                f"| {kind}: {new.candidate} | {old.candidate_s:.2f} | {old.ratio:.2f}x "
+                f"| {new.candidate_s:.2f} | {new.ratio:.2f}x | {new.candidate_s / old.candidate_s:.2f}x "
+                f"| {evaluations(old)} / {evaluations(new)} | {new.goal or '-'} |"
+            )
+        lines += ["", "Every row, as measured:", ""]
+    lines += [
         "| case | measured | unit s | wall s | ratio to the unit | all outputs | goal |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -60,7 +60,7 @@ def test_ratio_to_the_limit_and_batch_one_overhead_rows_run_and_match():
     assert any("plain NCHW" in r.candidate for r in limit)
     assert len(overhead) == 4
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
-    assert all(r.ratio > 0 for r in results)
+    assert all(r.ratio >= 0 for r in results)
 
 
 def test_flops_are_counted_per_multiply_add_twice():
