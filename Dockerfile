@@ -17,7 +17,8 @@ ENV HOME=/home/user \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 WORKDIR /home/user/app
 
-# CPU-only PyTorch keeps the image small and the start-up fast on a free CPU Space.
+# CPU-only PyTorch keeps the image small and the start-up fast on a free CPU Space; the app then
+# runs on the CPU (crmn_viz.devices picks CUDA only where PyTorch sees a GPU). GPU Spaces: README.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install --no-cache-dir --user torch torchvision --index-url ${TORCH_INDEX}
 

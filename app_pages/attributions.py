@@ -21,117 +21,131 @@ selection = page_start(
 )
 model = selection.model
 run = compute.CACHED
-channels, height, width = model.input_shape
-
-index = image_picker(selection, columns=True)
-image = selection.images[index]
-view_caption = None
-if selection.is_keypoints:
-    explained = attribution.explained_picture(model, image, run)[1]
-    view_caption = (
-        "The face crop the network sees (found by the face detector)."
-        if explained == "face crop"
-        else "No face was found: the whole photo is explained, resized to the network's input."
-    )
-
-st.subheader("What to explain")
-kinds = ["Keypoint"] if selection.is_keypoints else ["Predicted class", "Class"]
-if model.has_memory:
-    kinds.append("LSTM gate unit")
-kind = st.segmented_control("Target", kinds, default=kinds[0], required=True, key="attr_kind")
-if kind == "Class":
-    names = list(selection.card.get("class_names") or [f"class {k}" for k in range(model.config.num_outputs)])
-    chosen = st.selectbox("Class", range(len(names)), format_func=names.__getitem__, key="attr_class")
-    target = ("class", int(chosen))
-elif kind == "Keypoint":
-    pick = st.columns(2)
-    point = pick[0].number_input(
-        "Keypoint (0-67)", 0, model.config.num_outputs // 2 - 1, 30, key="attr_point"
-    )
-    axis = pick[1].segmented_control("Coordinate", ["x", "y"], default="x", required=True, key="attr_axis")
-    target = ("keypoint", int(point), axis)
-elif kind == "LSTM gate unit":
-    pick = st.columns(3)
-    gate = pick[0].selectbox("Gate", GATE_QUANTITIES, index=1, key="attr_gate")
-    unit = pick[1].number_input("Unit", 0, model.config.hidden_size - 1, 0, key="attr_unit")
-    step = pick[2].number_input("Step (block)", 0, model.num_steps - 1, model.num_steps - 1, key="attr_step")
-    target = ("gate", gate, int(unit), int(step))
-else:
-    target = ("predicted",)
 
 
-def method_options(method: str, column_key: str) -> tuple:
-    """Widgets for one method's options; returns them as a hashable tuple."""
-    options: dict = {}
-    if method == "integrated_gradients":
-        most = min(256, LIMITS.max_attribution_steps)
-        options["n_steps"] = st.slider(
-            "Steps", min(8, most), most, min(64, most), step=8, key=f"{column_key}_steps"
+@st.fragment
+def page_body() -> None:
+    """Everything below the title: a widget here reruns this function only, not the sidebar."""
+    _, height, width = model.input_shape
+
+    index = image_picker(selection, columns=True)
+    image = selection.images[index]
+    view_caption = None
+    if selection.is_keypoints:
+        explained = attribution.explained_picture(model, image, run)[1]
+        view_caption = (
+            "The face crop the network sees (found by the face detector)."
+            if explained == "face crop"
+            else "No face was found: the whole photo is explained, resized to the network's input."
         )
-        options["baseline"] = st.selectbox(
-            "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_baseline"
+
+    st.subheader("What to explain")
+    kinds = ["Keypoint"] if selection.is_keypoints else ["Predicted class", "Class"]
+    if model.has_memory:
+        kinds.append("LSTM gate unit")
+    kind = st.segmented_control("Target", kinds, default=kinds[0], required=True, key="attr_kind")
+    if kind == "Class":
+        names = list(
+            selection.card.get("class_names") or [f"class {k}" for k in range(model.config.num_outputs)]
         )
-    elif method == "gradient_shap":
-        most = min(256, LIMITS.max_attribution_samples)
-        options["n_samples"] = st.slider(
-            "Samples", min(8, most), most, min(32, most), step=8, key=f"{column_key}_samples"
+        chosen = st.selectbox("Class", range(len(names)), format_func=names.__getitem__, key="attr_class")
+        target = ("class", int(chosen))
+    elif kind == "Keypoint":
+        pick = st.columns(2)
+        point = pick[0].number_input(
+            "Keypoint (0-67)", 0, model.config.num_outputs // 2 - 1, 30, key="attr_point"
         )
-    elif method == "occlusion":
-        side = min(height, width)
-        window = st.slider(
-            "Window (pixels)", 1, max(2, side // 2), max(1, side // 8), key=f"{column_key}_window"
+        axis = pick[1].segmented_control(
+            "Coordinate", ["x", "y"], default="x", required=True, key="attr_axis"
         )
-        options["window"] = window
-        options["stride"] = st.slider("Stride", 1, window, max(1, window // 2), key=f"{column_key}_stride")
-        options["baseline"] = st.selectbox(
-            "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_occ_baseline"
+        target = ("keypoint", int(point), axis)
+    elif kind == "LSTM gate unit":
+        pick = st.columns(3)
+        gate = pick[0].selectbox("Gate", GATE_QUANTITIES, index=1, key="attr_gate")
+        unit = pick[1].number_input("Unit", 0, model.config.hidden_size - 1, 0, key="attr_unit")
+        step = pick[2].number_input(
+            "Step (block)", 0, model.num_steps - 1, model.num_steps - 1, key="attr_step"
         )
-    elif method == "gradcam":
-        blocks = len(getattr(model, "blocks", None) or getattr(model, "layers", []))
-        if blocks:
-            options["block"] = st.slider("Block", 0, blocks - 1, blocks - 1, key=f"{column_key}_block")
-        if model.stream_names:
-            options["stream"] = st.segmented_control(
-                "Stream",
-                list(model.stream_names),
-                default=model.stream_names[0],
-                required=True,
-                key=f"{column_key}_stream",
+        target = ("gate", gate, int(unit), int(step))
+    else:
+        target = ("predicted",)
+
+    def method_options(method: str, column_key: str) -> tuple:
+        """Widgets for one method's options; returns them as a hashable tuple."""
+        options: dict = {}
+        if method == "integrated_gradients":
+            most = min(256, LIMITS.max_attribution_steps)
+            options["n_steps"] = st.slider(
+                "Steps", min(8, most), most, min(64, most), step=8, key=f"{column_key}_steps"
             )
-    return tuple(sorted(options.items()))
-
-
-st.subheader("Methods")
-display = st.columns(2)
-opacity = display[0].slider("Overlay opacity", 0.0, 1.0, 0.6, step=0.05, key="attr_opacity")
-signed = display[1].toggle("Signed (red positive, blue negative)", value=True, key="attr_signed")
-if view_caption:
-    st.caption(view_caption)
-
-defaults = ("integrated_gradients", "gradcam")
-choices = []
-for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), defaults)):
-    with column:
-        method = st.selectbox(
-            f"Method {'AB'[side]}",
-            ATTRIBUTION_METHODS,
-            index=ATTRIBUTION_METHODS.index(default),
-            format_func=METHOD_LABELS.get,
-            key=f"attr_method_{side}",
-        )
-        choices.append((method, method_options(method, f"attr_{side}")))
-
-for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
-    with column:
-        try:
-            result, figure = attribution.attribution_view(
-                model, image, method, target, options, run, opacity=opacity, signed=signed
+            options["baseline"] = st.selectbox(
+                "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_baseline"
             )
-        except ValueError as err:
-            st.error(f"{METHOD_LABELS[method]} cannot explain this target: {err}")
-            continue
-        note = f"Target: **{result.target}** = {result.target_value:.4g}"
-        if result.convergence_delta is not None:
-            note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
-        st.caption(note)
-        show(figure, key=f"attr_fig_{side}", max_width=440)
+        elif method == "gradient_shap":
+            most = min(256, LIMITS.max_attribution_samples)
+            options["n_samples"] = st.slider(
+                "Samples", min(8, most), most, min(32, most), step=8, key=f"{column_key}_samples"
+            )
+        elif method == "occlusion":
+            side = min(height, width)
+            window = st.slider(
+                "Window (pixels)", 1, max(2, side // 2), max(1, side // 8), key=f"{column_key}_window"
+            )
+            options["window"] = window
+            options["stride"] = st.slider(
+                "Stride", 1, window, max(1, window // 2), key=f"{column_key}_stride"
+            )
+            options["baseline"] = st.selectbox(
+                "Baseline", list(BASELINES), format_func=BASELINES.get, key=f"{column_key}_occ_baseline"
+            )
+        elif method == "gradcam":
+            blocks = model.block_count
+            if blocks:
+                options["block"] = st.slider("Block", 0, blocks - 1, blocks - 1, key=f"{column_key}_block")
+            if model.stream_names:
+                options["stream"] = st.segmented_control(
+                    "Stream",
+                    list(model.stream_names),
+                    default=model.stream_names[0],
+                    required=True,
+                    key=f"{column_key}_stream",
+                )
+        return tuple(sorted(options.items()))
+
+    st.subheader("Methods")
+    display = st.columns(2)
+    opacity = display[0].slider("Overlay opacity", 0.0, 1.0, 0.6, step=0.05, key="attr_opacity")
+    signed = display[1].toggle("Signed (red positive, blue negative)", value=True, key="attr_signed")
+    if view_caption:
+        st.caption(view_caption)
+
+    defaults = ("integrated_gradients", "gradcam")
+    choices = []
+    for side, (column, default) in enumerate(zip(st.columns(2, gap="large"), defaults)):
+        with column:
+            method = st.selectbox(
+                f"Method {'AB'[side]}",
+                ATTRIBUTION_METHODS,
+                index=ATTRIBUTION_METHODS.index(default),
+                format_func=METHOD_LABELS.get,
+                key=f"attr_method_{side}",
+            )
+            choices.append((method, method_options(method, f"attr_{side}")))
+
+    for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
+        with column:
+            try:
+                result, figure = attribution.attribution_view(
+                    model, image, method, target, options, run, opacity=opacity, signed=signed
+                )
+            except ValueError as err:
+                st.error(f"{METHOD_LABELS[method]} cannot explain this target: {err}")
+                continue
+            note = f"Target: **{result.target}** = {result.target_value:.4g}"
+            if result.convergence_delta is not None:
+                note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
+            st.caption(note)
+            show(figure, key=f"attr_fig_{side}", max_width=440)
+
+
+page_body()

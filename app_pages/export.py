@@ -3,10 +3,12 @@
 import streamlit as st
 
 from crmn_viz.figures import FigureExportError
-from crmn_viz.figures.files import FigureItem, export_bundle
+from crmn_viz.figures.files import FigureItem, export_bundle, safe_figure_name
 from crmn_viz.frontends.streamlit import compute
 from crmn_viz.frontends.streamlit.figures import data_of, remembered
+from crmn_viz.frontends.streamlit.state import current
 from crmn_viz.limits import LIMITS
+from crmn_viz.views import report
 
 st.title("Export")
 st.caption(
@@ -15,6 +17,28 @@ st.caption(
 )
 
 seen = remembered()
+selection = current()
+if selection is not None and selection.images:
+    with st.expander("Every figure of one image", icon=":material/auto_awesome_mosaic:"):
+        st.caption(
+            "Every view that applies to this checkpoint, with its default settings: the figures "
+            '`crmn-viz analyze` writes and the Gradio demo\'s "All figures" tab shows. They join the list '
+            "below, selected for export."
+        )
+        labels = [image.name for image in selection.images]
+        which = st.selectbox(
+            "Image", range(len(labels)), format_func=labels.__getitem__, key="export_all_image"
+        )
+        if st.button("Make every figure", key="export_all_go"):
+            with st.spinner("Making every figure…"):
+                made = report.report_figures(selection.model, selection.images[which], compute=compute.CACHED)
+            added = []
+            for item in made:
+                provenance = item.shown.provenance(selection.model, checkpoint=selection.name)
+                stem = safe_figure_name(f"{selection.name}__{item.shown.name}")
+                added.append(seen.add(stem, item.figure, provenance.with_settings(figure=item.name)))
+            st.session_state["export_figures"] = added  # the list below opens with them selected
+            st.success(f"{len(added)} figures made for {labels[which]}.")
 figures = seen.entries
 if not figures:
     st.info("Open the other pages first: every figure you see there is listed here for export.")
@@ -42,7 +66,12 @@ def describe(name: str) -> str:
     return f"{name} · {images or 'no image'} · {provenance.describe_settings()}"
 
 
-chosen = st.multiselect("Figures", names, default=names[-3:], format_func=describe, key="export_figures")
+if "export_figures" in st.session_state:  # keep only figures still in the list
+    st.session_state["export_figures"] = [n for n in st.session_state["export_figures"] if n in figures]
+    default = None
+else:
+    default = names[-3:]
+chosen = st.multiselect("Figures", names, default=default, format_func=describe, key="export_figures")
 browser = compute.browser_available()
 formats_offered = ["pdf", "svg", "png"] if browser else ["html", "json"]
 if not browser:

@@ -16,58 +16,69 @@ selection = page_start(
 )
 model, key = selection.model, selection.key
 run = compute.CACHED
-grid_sizes = model.grid_sizes
-
-controls = st.columns([2, 1, 2])
-with controls[0]:
-    index = image_picker(selection)
-with controls[1]:
-    layer = st.selectbox(
-        "Layer",
-        range(len(grid_sizes)),
-        format_func=lambda k: f"layer {k} ({grid_sizes[k][0]}×{grid_sizes[k][1]})",
-        key="renet_layer",
-    )
-with controls[2]:
-    mode = st.segmented_control(
-        "Show",
-        ["pca", "channels"],
-        default="pca",
-        required=True,
-        key="renet_mode",
-        format_func={"pca": "Colour = 3 principal components", "channels": "Single channels"}.get,
-    )
-image = selection.images[index]
-
-st.subheader("Four sweeps")
-if mode == "channels":
-    size = int(model.config.hidden_sizes[layer])
-    count = st.slider("Channels", 1, min(size, 16), min(size, 6), key="renet_channels")
-    channels = count
-    st.caption("Each panel is one hidden unit of one sweep over the patch grid.")
-else:
-    channels = None
-    st.caption("The three principal components of all four sweeps together, shown as red, green and blue.")
-show(sweeps.renet_sweeps(model, selection.images, index, layer, mode, channels, run))
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Patch grid")
-    st.caption(f"Layer {layer} works on a {grid_sizes[layer][0]}×{grid_sizes[layer][1]} grid of patches.")
-    show(sweeps.renet_patch_grid(model, image, layer, run), max_width=440)
 
 
 @st.fragment
-def context_reach() -> None:
-    """The patch sliders rerun only this section."""
-    st.subheader("Context reach")
-    rows, cols = grid_sizes[layer]
-    pick = st.columns(2)
-    row = pick[0].slider("Patch row", 0, rows - 1, rows // 2, key=f"renet_row_{layer}")
-    col = pick[1].slider("Patch column", 0, cols - 1, cols // 2, key=f"renet_col_{layer}")
-    st.caption("Dark: input pixels that cannot influence this patch's sweep outputs.")
-    show(sweeps.renet_context_reach(model, selection.images, index, layer, row, col, run), max_width=440)
+def page_body() -> None:
+    """Everything below the title: a widget here reruns this function only, not the sidebar."""
+    grid_sizes = model.grid_sizes
+
+    controls = st.columns([2, 1, 2])
+    with controls[0]:
+        index = image_picker(selection)
+    with controls[1]:
+        layer = st.selectbox(
+            "Layer",
+            range(len(grid_sizes)),
+            format_func=lambda k: f"layer {k} ({grid_sizes[k][0]}×{grid_sizes[k][1]})",
+            key="renet_layer",
+        )
+    image = selection.images[index]
+
+    @st.fragment
+    def four_sweeps() -> None:
+        """The display controls of the sweeps figure rerun only this section."""
+        st.subheader("Four sweeps")
+        mode = st.segmented_control(
+            "Show",
+            ["pca", "channels"],
+            default="pca",
+            required=True,
+            key="renet_mode",
+            format_func={"pca": "Colour = 3 principal components", "channels": "Single channels"}.get,
+        )
+        if mode == "channels":
+            size = int(model.config.hidden_sizes[layer])
+            channels = st.slider("Channels", 1, min(size, 16), min(size, 6), key="renet_channels")
+            st.caption("Each panel is one hidden unit of one sweep over the patch grid.")
+        else:
+            channels = None
+            st.caption(
+                "The three principal components of all four sweeps together, shown as red, green and blue."
+            )
+        show(sweeps.renet_sweeps(model, selection.images, index, layer, mode, channels, run))
+
+    four_sweeps()
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Patch grid")
+        st.caption(f"Layer {layer} works on a {grid_sizes[layer][0]}×{grid_sizes[layer][1]} grid of patches.")
+        show(sweeps.renet_patch_grid(model, image, layer, run), max_width=440)
+
+    @st.fragment
+    def context_reach() -> None:
+        """The patch sliders rerun only this section."""
+        st.subheader("Context reach")
+        rows, cols = grid_sizes[layer]
+        pick = st.columns(2)
+        row = pick[0].slider("Patch row", 0, rows - 1, rows // 2, key=f"renet_row_{layer}")
+        col = pick[1].slider("Patch column", 0, cols - 1, cols // 2, key=f"renet_col_{layer}")
+        st.caption("Dark: input pixels that cannot influence this patch's sweep outputs.")
+        show(sweeps.renet_context_reach(model, selection.images, index, layer, row, col, run), max_width=440)
+
+    with right:
+        context_reach()
 
 
-with right:
-    context_reach()
+page_body()

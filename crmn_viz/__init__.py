@@ -13,6 +13,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load, save
+from crmn_viz.interventions import Clamp, MeanAblate, Patch, Scale
 from crmn_viz.models import create_model, list_architectures
 from crmn_viz.models.base import InputShapeError, TracedModel
 from crmn_viz.preprocessing import Preprocessor
@@ -44,10 +45,14 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
 __all__ = [
     "CheckpointError",
+    "Clamp",
     "InputShapeError",
     "InvalidImageError",
+    "MeanAblate",
+    "Patch",
     "Preprocessor",
     "Provenance",
+    "Scale",
     "Trace",
     "TracedModel",
     "__version__",

@@ -995,6 +995,96 @@ def bench_app_browser(quick: bool, device: torch.device, repeats: int) -> list[B
     return bench_app_in_browser(quick, repeats)
 
 
+def bench_interventions(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """14. Memory experiments: an intervened traced forward against the traced forward, and the
+    dataset sweep (one batched pass per experiment) against plain batched inference."""
+    from crmn_viz.analysis.experiments import dataset_effect, memory_off
+    from crmn_viz.interventions import Clamp
+
+    depth, width, batch = (8, 4, 8) if quick else (20, 16, 64)
+    model = create_model("crmn", depth=depth, width=width).to(device).eval()
+    steps, hidden = model.num_steps, model.config.hidden_size
+    edits = [
+        Clamp("lstm.forget_gate", 1.0, steps=list(range(steps // 2, steps)), units=list(range(hidden // 2))),
+        Clamp("lstm.input", 0.0, steps=[steps // 2]),
+    ]
+    x = torch.randn(batch, *model.input_shape, device=device)
+    with torch.no_grad():
+        intervened_out, _ = model.run_with_trace(x, interventions=edits)
+        blocks, final = model.run_trunk(x)
+        padded = model.lstm.padded_inputs(model.pool_block_outputs(blocks))
+        padded[:, steps // 2] = 0
+
+        def edit(name: str, step: int, value: torch.Tensor) -> torch.Tensor:
+            if name == "forget_gate" and step >= steps // 2:
+                value = value.clone()
+                value[:, : hidden // 2] = 1.0
+            return value
+
+        history = reference_crmn_lstm(model.lstm, padded, edit)
+        reference = model.head(history["hidden"][:, -1], final.mean(dim=(2, 3)))
+
+    def traced() -> Any:
+        with torch.no_grad():
+            return model.run_with_trace(x)
+
+    def intervened() -> Any:
+        with torch.no_grad():
+            return model.run_with_trace(x, interventions=edits)
+
+    base, cand = time_pair(traced, intervened, repeats, device)
+    diff = (intervened_out - reference).abs().max().item()
+    results = [
+        BenchResult(
+            "14 interventions",
+            f"crmn depth {depth} width {width} B={batch}",
+            "run_with_trace",
+            "run_with_trace + 2 interventions",
+            base,
+            cand,
+            cand / base,
+            "intervened / traced, lower is better",
+            diff < 1e-4,
+            diff,
+            "<= 1.15x",
+        )
+    ]
+    images, size = (32, 16) if quick else (1024, 256)
+    batches = [
+        (torch.randn(size, *model.input_shape, device=device), torch.randint(0, 10, (size,), device=device))
+        for _ in range(images // size)
+    ]
+    experiments = [memory_off(model)]
+
+    def plain_passes() -> Any:  # as many images as the sweep runs: intact + one experiment
+        with torch.no_grad():
+            return [model(x).argmax(1) for _ in range(2) for x, _ in batches]
+
+    def sweep() -> Any:
+        return dataset_effect(model, batches, experiments, resamples=0)
+
+    base, cand = time_pair(plain_passes, sweep, repeats, device)
+    with torch.no_grad():
+        correct = torch.cat([model(x).argmax(1) == y for x, y in batches]).double().mean().item()
+    diff = abs(sweep().intact.value - correct)
+    results.append(
+        BenchResult(
+            "14 interventions",
+            f"dataset sweep, {images} images in batches of {size}, intact + memory off",
+            "plain batched inference (2 passes)",
+            "dataset_effect (2 passes, no bootstrap)",
+            base,
+            cand,
+            base / cand,
+            "throughput relative to plain, higher is better",
+            diff == 0.0,
+            diff,
+            ">= 0.8x",
+        )
+    )
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
@@ -1008,6 +1098,7 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = 
     "limit": bench_ratio_to_limit,
     "overhead": bench_single_image_overhead,
     "app-browser": bench_app_browser,
+    "interventions": bench_interventions,
 }
 
 

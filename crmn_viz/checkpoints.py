@@ -36,6 +36,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 from torch.overrides import TorchFunctionMode
 
+from crmn_viz import devices
 from crmn_viz.limits import LIMITS, Limits
 from crmn_viz.models import config_class, create_model, list_architectures
 from crmn_viz.models.base import TracedModel
@@ -599,9 +600,10 @@ def load(
 ) -> TracedModel:
     """Load a checkpoint (a zoo name such as ``"crmn-cifar10"`` or a path).
 
-    Returns the model in eval mode on ``device`` (``"auto"``: CUDA when present,
-    else CPU) with ``model.card`` (a :class:`ModelCard`) and ``model.preprocess`` (a
-    :class:`~crmn_viz.preprocessing.Preprocessor` built from the card).
+    Returns the model in eval mode on ``device`` (``"auto"``: ``$CRMN_VIZ_DEVICE`` when set, else
+    CUDA when present, else CPU: :func:`crmn_viz.devices.select_device`) with ``model.card`` (a
+    :class:`ModelCard`) and ``model.preprocess`` (a :class:`~crmn_viz.preprocessing.Preprocessor`
+    built from the card).
 
     ``max_parameters`` (values in the state dict) and ``max_tensors`` bound the model a
     card may describe; the model is first built on the ``meta`` device, and that build
@@ -614,7 +616,10 @@ def load(
 
     Raises:
         CheckpointError: missing, truncated, mismatched or hostile files.
+        crmn_viz.devices.DeviceError: ``device`` (or ``$CRMN_VIZ_DEVICE``) names a device this
+            machine does not have.
     """
+    target = devices.select_device(device)  # before any file is read: a bad device fails at once
     weights_path, card_path = resolve_checkpoint(name_or_path)
     card, card_bytes = _read_card(card_path)
     header, header_bytes, weights_size = _read_header(weights_path, max_bytes)
@@ -684,11 +689,6 @@ def load(
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
-    target = (
-        torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if device == "auto"
-        else torch.device(device)
-    )
     model = model.to(target).eval().use_fast_layout()  # channels-last weights for convolutional models
     model.card = ModelCard.from_dict(card)  # type: ignore[attr-defined]
     model.preprocess = preprocess  # type: ignore[attr-defined]

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from crmn_viz.interventions import active_interventions
+
 __all__ = ["DeferredTensor", "Probe", "Trace", "probe_names", "recording"]
 
 
@@ -103,13 +105,21 @@ class Probe(nn.Module):
     The module path is assigned by :func:`assign_probe_names` when the owning model
     is built, so the recorded name always equals the name in ``named_modules()``.
 
+    While interventions are active (:mod:`crmn_viz.interventions`, a context variable like the
+    recorder) a probe returns its input with the edits of its name applied, and records that.
+
+    Args:
+        intervenable: False for a probe that only records a view of values already computed
+            (e.g. ReNet's stacked gates): editing it could change nothing downstream.
+
     Shape:
-        Any tensor; returned unchanged (the very same object).
+        Any tensor; returned unchanged (the very same object) when no intervention names it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, intervenable: bool = True) -> None:
         super().__init__()
         self.trace_name: str = ""
+        self.intervenable = intervenable
 
     def is_recording(self) -> bool:
         """True when a recorder is open in this context and wants this probe.
@@ -121,6 +131,14 @@ class Probe(nn.Module):
         return recorder is not None and recorder.wants(self.trace_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        edits = active_interventions()
+        if edits is not None and self.intervenable:
+            x = edits.apply(self.trace_name, x)
+        return self.record(x)
+
+    def record(self, x: torch.Tensor) -> torch.Tensor:
+        """Record ``x`` (no intervention applied) and return it: for a value whose
+        interventions were already applied where it was computed (the CRMN's per-step LSTM)."""
         recorder = _ACTIVE_RECORDER.get()
         if recorder is not None and recorder.wants(self.trace_name):
             stored = x if recorder.keep_graph else x.detach()
@@ -141,7 +159,7 @@ class Probe(nn.Module):
         if recorder.defer and not recorder.keep_graph:
             recorder.tensors[self.trace_name] = DeferredTensor(build, arguments, recorder.store_device)
         else:
-            self.forward(build(*arguments))
+            self.record(build(*arguments))
 
     def extra_repr(self) -> str:
         return f"name={self.trace_name!r}"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -303,10 +303,27 @@ def predict_faces(
     margin: float = DEFAULT_FACE_MARGIN,
     max_faces: int | None = None,
 ) -> list[FaceKeypoints]:
-    """Like :func:`predict_keypoints`, keeping the crop boxes and detector scores.
+    """Facial keypoints of every face in a photo, with their crop boxes and detector scores.
+
+    Args:
+        model: a keypoint model (``task == "keypoints"``, e.g. the 2017 CRMN), run in eval mode.
+        image: the whole photo: PIL image, uint8 array [H, W(, 3)] or uint8 tensor [C, H, W].
+        box: skip detection and use this face: a :class:`FaceBox` crop box, or the face's
+            keypoint bounding box ``(x0, y0, x1, y1)`` (see the module docstring).
+        detector: callable RGB uint8 [H, W, 3] -> list of :class:`DetectedFace`, most
+            confident first (default: :class:`HaarFaceDetector`).
+        calibration: detector box -> keypoint box relation (default: measured for the Haar
+            cascade on faces68; see :func:`fit_detector_calibration`).
+        margin: crop enlargement, as in training (1.4).
+        max_faces: keep at most this many detections.
 
     Returns:
-        One :class:`FaceKeypoints` per face, most confident detection first.
+        One :class:`FaceKeypoints` per face, most confident detection first; its
+        ``keypoints`` are float64 [K, 2] ``(x, y)`` in the photo's own pixels.
+
+    Raises:
+        NoFaceFoundError: no box given and the detector found no face.
+        ValueError: a classifier model or a malformed box.
     """
     if model.task != "keypoints":
         raise ValueError(f"predict_keypoints needs a keypoint model; this {model.arch} model is a classifier")
@@ -341,35 +358,15 @@ def predict_faces(
     return faces
 
 
-def predict_keypoints(
-    model: TracedModel,
-    image: PhotoInput,
-    box: FaceBox | BoxCorners | Sequence[float] | None = None,
-    detector: FaceDetector | None = None,
-    calibration: DetectorCalibration = FACES68_HAAR_CALIBRATION,
-    margin: float = DEFAULT_FACE_MARGIN,
-    max_faces: int | None = None,
-) -> list[np.ndarray]:
+def predict_keypoints(model: TracedModel, image: PhotoInput, **search: Any) -> list[np.ndarray]:
     """Facial keypoints of every face in a photo, in the photo's own pixel coordinates.
 
     Args:
-        model: a keypoint model (``task == "keypoints"``, e.g. the 2017 CRMN), run in eval mode.
-        image: the whole photo: PIL image, uint8 array [H, W(, 3)] or uint8 tensor [C, H, W].
-        box: skip detection and use this face: a :class:`FaceBox` crop box, or the face's
-            keypoint bounding box ``(x0, y0, x1, y1)`` (see the module docstring).
-        detector: callable RGB uint8 [H, W, 3] -> list of :class:`DetectedFace`, most
-            confident first (default: :class:`HaarFaceDetector`).
-        calibration: detector box -> keypoint box relation (default: measured for the Haar
-            cascade on faces68; see :func:`fit_detector_calibration`).
-        margin: crop enlargement, as in training (1.4).
-        max_faces: keep at most this many detections.
+        model, image: as :func:`predict_faces`.
+        **search: ``box``, ``detector``, ``calibration``, ``margin``, ``max_faces``, as
+            :func:`predict_faces`.
 
     Returns:
         One float64 array [K, 2] of ``(x, y)`` image pixels per face, most confident first.
-
-    Raises:
-        NoFaceFoundError: no box given and the detector found no face.
-        ValueError: a classifier model or a malformed box.
     """
-    faces = predict_faces(model, image, box, detector, calibration, margin, max_faces)
-    return [face.keypoints for face in faces]
+    return [face.keypoints for face in predict_faces(model, image, **search)]

@@ -63,7 +63,8 @@ def stepwise_readout(model: TracedModel, images: ImageBatch) -> StepwiseReadout:
         images: PIL image(s) or a normalised tensor [B, C, H, W].
 
     Returns:
-        A :class:`StepwiseReadout`; ``step_outputs[:, -1]`` equals the model output.
+        A :class:`StepwiseReadout` of CPU tensors (on a GPU the network runs there and only these
+        outputs are copied back); ``step_outputs[:, -1]`` equals the model output.
 
     Raises:
         TypeError: the model is not a CRMN (only the CRMN has an LSTM read-out over blocks).
@@ -77,6 +78,8 @@ def stepwise_readout(model: TracedModel, images: ImageBatch) -> StepwiseReadout:
     with evaluation_mode(model), torch.no_grad():
         output, trace = model.run_with_trace(batch, names=["lstm.hidden", "pooled"])
         step_outputs = model.head(trace["lstm.hidden"], trace["pooled"])  # type: ignore[operator]
+    # Only the decoded outputs are drawn: they come back to the CPU (a no-op there), the trace stays.
+    step_outputs, output = step_outputs.cpu(), output.cpu()
     if model.task == "keypoints":
         return StepwiseReadout("keypoints", step_outputs, None, step_outputs, output, [])
     probabilities = torch.softmax(step_outputs, dim=-1)

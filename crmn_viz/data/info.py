@@ -12,6 +12,7 @@ the shared data folder with::
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,22 +32,10 @@ CIFAR10_CLASSES = (
     "ship",
     "truck",
 )
-# torchvision.datasets.CIFAR100 fine label order (alphabetical).
-CIFAR100_CLASSES = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle",
-    "bicycle", "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel",
-    "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud",
-    "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant",
-    "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
-    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree",
-    "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter",
-    "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
-    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea",
-    "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television",
-    "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
-    "willow_tree", "wolf", "woman", "worm",
-)  # fmt: skip
+# torchvision.datasets.CIFAR100 fine label order (alphabetical), one name a line.
+CIFAR100_CLASSES = tuple(
+    (importlib.resources.files("crmn_viz.data") / "cifar100_classes.txt").read_text("utf-8").split()
+)
 DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
 # CIFAR-10: computed on cifar10-jpeg.zip train/ (50,000 JPEG images, quality 75).

@@ -23,6 +23,7 @@ import logging
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from crmn_viz.provenance import PROVENANCE_KEY, Provenance
@@ -101,32 +102,42 @@ def _pdf_with_provenance(pdf: bytes, provenance: Provenance, figure_name: str) -
 # --------------------------------------------------------------------------- SVG
 
 
+def edit_first_tag(document: bytes, tag_pattern: str, edit: Callable[[str], str]) -> bytes:
+    """``document`` (UTF-8 markup) with the first tag matching ``tag_pattern`` replaced by ``edit(tag)``.
+
+    Unchanged when no tag matches (a file that is not the markup it claims stays as it is).
+    """
+    text = document.decode("utf-8")
+    found = re.search(tag_pattern, text)
+    if found is None:
+        return document
+    return (text[: found.start()] + edit(found.group(0)) + text[found.end() :]).encode("utf-8")
+
+
 def _svg_with_provenance(svg: bytes, provenance: Provenance, figure_name: str) -> bytes:
-    text = svg.decode("utf-8")
-    root = re.search(r"<svg\b[^>]*>", text)
-    if root is None:
-        return svg
     block = (
         f"<title>{html.escape(provenance.title(figure_name))}</title>"
         f"<desc>{html.escape(provenance.subject())}</desc>"
         '<metadata><crmnviz:provenance xmlns:crmnviz="https://github.com/crmn-viz/crmn-viz#provenance">'
         f"{html.escape(provenance.to_json(), quote=False)}</crmnviz:provenance></metadata>"
     )
-    return (text[: root.end()] + block + text[root.end() :]).encode("utf-8")
+    return edit_first_tag(svg, r"<svg\b[^>]*>", lambda tag: tag + block)
 
 
 # --------------------------------------------------------------------------- PNG
 
 
+def png_chunk(chunk_type: bytes, payload: bytes) -> bytes:
+    """One PNG chunk (PNG spec 5.3): length, 4-byte type, payload, CRC-32 of type and payload."""
+    crc = zlib.crc32(chunk_type + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + chunk_type + payload + struct.pack(">I", crc)
+
+
 def _itxt_chunk(keyword: str, text: str) -> bytes:
     """An uncompressed international text chunk (PNG spec 11.3.4.5): UTF-8 text under a keyword."""
-    payload = keyword.encode("latin-1") + b"\0" + b"\0\0" + b"\0" + b"\0" + text.encode("utf-8")
-    return (
-        struct.pack(">I", len(payload))
-        + b"iTXt"
-        + payload
-        + struct.pack(">I", zlib.crc32(b"iTXt" + payload) & 0xFFFFFFFF)
-    )
+    # keyword NUL, compression flag 0 and method 0, empty language tag NUL, empty translation NUL
+    header = keyword.encode("latin-1") + b"\0" + b"\0\0" + b"\0" + b"\0"
+    return png_chunk(b"iTXt", header + text.encode("utf-8"))
 
 
 def _png_with_provenance(png: bytes, provenance: Provenance, figure_name: str) -> bytes:
@@ -170,13 +181,9 @@ def png_text_chunks(png: bytes) -> dict[str, str]:
 
 
 def _html_with_provenance(page: bytes, provenance: Provenance, figure_name: str) -> bytes:
-    text = page.decode("utf-8")
-    head = re.search(r"<head[^>]*>", text)
-    if head is None:
-        return page
     tags = (
         f"<title>{html.escape(provenance.title(figure_name))}</title>"
         f'<meta name="description" content="{html.escape(provenance.subject())}">'
         f'<meta name="{PROVENANCE_KEY}" content="{html.escape(provenance.to_json())}">'
     )
-    return (text[: head.end()] + tags + text[head.end() :]).encode("utf-8")
+    return edit_first_tag(page, r"<head[^>]*>", lambda tag: tag + tags)

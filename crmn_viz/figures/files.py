@@ -105,33 +105,35 @@ def _png_data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _image_as_png(trace: Any) -> None:
-    """Replace an image trace's pixel array ``z`` by a PNG ``source``, in place.
+def _image_as_png(original: Any, trace: dict[str, Any]) -> None:
+    """Replace an image trace's pixel array ``z`` by a PNG ``source`` in ``trace``, the JSON dict
+    of the trace object ``original`` (whose ``z`` is read).
 
     Plotly sends ``z`` as JSON numbers (a 443 x 360 photo is megabytes); the same picture as PNG
     is a few kilobytes, and plotly.js draws a ``source`` image with sharp pixels (``zsmooth``
     false), so small inputs enlarged on screen stay crisp. RGB(A) images only; ``zmin``/``zmax``
     are applied as plotly.js would (default 0-255, alpha 0-1).
     """
-    if trace.type != "image" or trace.z is None:
+    if original.type != "image" or original.z is None:
         return
-    model = trace.colormodel or "rgb"
+    model = original.colormodel or "rgb"
     if model not in _RGB_RANGE:
         return
-    z = np.asarray(trace.z, dtype=np.float64)
+    z = np.asarray(original.z, dtype=np.float64)
     if z.ndim != 3 or z.shape[2] not in (3, 4) or not np.isfinite(z).all():
         return
     channels = z.shape[2]
     default_max = [255.0, 255.0, 255.0, 1.0 if model == "rgba" else 255.0][:channels]
-    low = np.asarray(trace.zmin if trace.zmin is not None else [0.0] * channels, dtype=np.float64)
-    high = np.asarray(trace.zmax if trace.zmax is not None else default_max, dtype=np.float64)
-    low, high = low[:channels], high[:channels]
+    low = np.asarray(original.zmin or [0.0] * channels, dtype=np.float64)[:channels]
+    high = np.asarray(original.zmax or default_max, dtype=np.float64)[:channels]
     span = np.where(high > low, high - low, 1.0)
     pixels = np.clip(np.rint((z - low) / span * 255.0), 0, 255).astype(np.uint8)
-    hover = trace.hovertemplate
-    trace.update(z=None, zmin=None, zmax=None, colormodel=None, source=_png_data_uri(pixels))
-    if hover and "%{z" in hover:
-        trace.hovertemplate = hover.replace("%{z}", "%{color}")
+    for name in ("z", "zmin", "zmax", "colormodel"):
+        trace.pop(name, None)
+    trace["source"] = _png_data_uri(pixels)
+    hover = trace.get("hovertemplate")
+    if isinstance(hover, str) and "%{z" in hover:
+        trace["hovertemplate"] = hover.replace("%{z}", "%{color}")
 
 
 def for_screen(figure: go.Figure, factor: float = 1.4) -> go.Figure:
@@ -140,12 +142,15 @@ def for_screen(figure: go.Figure, factor: float = 1.4) -> go.Figure:
     The figure builders draw at paper sizes (3.5 in wide, 7-9 pt type), which reads small in a
     browser: type, size and margins are multiplied by ``factor``, keeping every proportion.
     Image traces carry their pixels as PNG (:func:`_image_as_png`), not as JSON arrays. The
-    original (the one to export, whose data file holds the pixel values) is unchanged.
+    original (the one to export, whose data file holds the pixel values) is unchanged. The copy
+    is edited as the figure's JSON and validated once, as one new figure.
     """
-    screen = go.Figure(figure)
-    for trace in [*screen.data, *(t for frame in screen.frames for t in frame.data)]:
-        _image_as_png(trace)
-    data = screen.to_plotly_json()
+    data = figure.to_plotly_json()  # a deep copy of plain dicts, lists and arrays
+    for original, trace in zip(figure.data, data.get("data", ())):
+        _image_as_png(original, trace)
+    for frame, frame_data in zip(figure.frames, data.get("frames", ())):
+        for original, trace in zip(frame.data, frame_data.get("data", ())):
+            _image_as_png(original, trace)
     _scale_fonts(data, factor)
     layout = data.setdefault("layout", {})
     for name in ("width", "height"):

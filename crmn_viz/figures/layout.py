@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from crmn_viz.figures.theme import (
     CATEGORICAL_COLOURS,
+    CONTAINER_TOP_LEFT,
     OKABE_ITO,
     apply_paper_style,
     column_width_in,
@@ -78,12 +79,7 @@ def finish_figure(
             showlegend=True,
             legend={
                 "orientation": "h",
-                "x": 0.0,
-                "xanchor": "left",
-                "xref": "container",
-                "y": 1.0,
-                "yanchor": "top",
-                "yref": "container",
+                **CONTAINER_TOP_LEFT,
                 "entrywidthmode": "pixels",
                 "tracegroupgap": 0,
             },

@@ -22,12 +22,12 @@ import re
 import shutil
 import struct
 import threading
-import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crmn_viz.figures.file_metadata import edit_first_tag, png_chunk
 from crmn_viz.figures.theme import CSS_PIXELS_PER_INCH
 
 __all__ = [
@@ -276,18 +276,17 @@ def _finish_rendered_file(rendered: bytes | str, job: RenderJob) -> bytes:
 
 def _svg_with_physical_size(svg: bytes, width_in: float, height_in: float) -> bytes:
     """Give the root ``<svg>`` width/height in inches, keeping its pixel viewBox."""
-    text = svg.decode("utf-8")
-    root = re.search(r"<svg\b[^>]*>", text)
-    if root is None:
-        return svg
-    tag = root.group(0)
-    new_tag = re.sub(r'\swidth="[^"]*"', f' width="{width_in:g}in"', tag, count=1)
-    new_tag = re.sub(r'\sheight="[^"]*"', f' height="{height_in:g}in"', new_tag, count=1)
-    if "viewBox" not in new_tag:
-        width_px = width_in * CSS_PIXELS_PER_INCH
-        height_px = height_in * CSS_PIXELS_PER_INCH
-        new_tag = new_tag[:-1] + f' viewBox="0 0 {width_px:g} {height_px:g}">'
-    return (text[: root.start()] + new_tag + text[root.end() :]).encode("utf-8")
+
+    def sized(tag: str) -> str:
+        tag = re.sub(r'\swidth="[^"]*"', f' width="{width_in:g}in"', tag, count=1)
+        tag = re.sub(r'\sheight="[^"]*"', f' height="{height_in:g}in"', tag, count=1)
+        if "viewBox" not in tag:
+            width_px = width_in * CSS_PIXELS_PER_INCH
+            height_px = height_in * CSS_PIXELS_PER_INCH
+            tag = tag[:-1] + f' viewBox="0 0 {width_px:g} {height_px:g}">'
+        return tag
+
+    return edit_first_tag(svg, r"<svg\b[^>]*>", sized)
 
 
 def _png_with_dpi(png: bytes, dpi: float) -> bytes:
@@ -299,7 +298,5 @@ def _png_with_dpi(png: bytes, dpi: float) -> bytes:
     if b"pHYs" in png[header_end : header_end + 64]:
         return png
     pixels_per_metre = round(dpi / 0.0254)
-    payload = struct.pack(">IIB", pixels_per_metre, pixels_per_metre, 1)
-    chunk = struct.pack(">I", len(payload)) + b"pHYs" + payload
-    chunk += struct.pack(">I", zlib.crc32(b"pHYs" + payload) & 0xFFFFFFFF)
+    chunk = png_chunk(b"pHYs", struct.pack(">IIB", pixels_per_metre, pixels_per_metre, 1))
     return png[:header_end] + chunk + png[header_end:]

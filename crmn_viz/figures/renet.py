@@ -605,43 +605,13 @@ def plot_context_reach(
         mask = masks[direction]
         if rgb is not None:
             fig.add_trace(go.Image(z=rgb, name="input", hoverinfo="skip"), **where)
-            fig.add_trace(
-                go.Heatmap(
-                    z=(~mask).astype(np.uint8),
-                    name=direction,
-                    zmin=0,
-                    zmax=1,
-                    colorscale=[
-                        [0.0, "rgba(0,0,0,0)"],
-                        [0.5, "rgba(0,0,0,0)"],
-                        [0.5, "rgba(0,0,0,0.65)"],
-                        [1.0, "rgba(0,0,0,0.65)"],
-                    ],
-                    showscale=False,
-                    hovertemplate="x %{x}, y %{y}<extra>" + direction + "</extra>",
-                ),
-                **where,
+            dimmed = _two_colour_heatmap(
+                ~mask, "rgba(0,0,0,0)", "rgba(0,0,0,0.65)", direction, "x %{x}, y %{y}"
             )
+            fig.add_trace(dimmed, **where)
         else:
-            fig.add_trace(
-                go.Heatmap(
-                    z=mask.astype(np.uint8),
-                    name=direction,
-                    zmin=0,
-                    zmax=1,
-                    colorscale=[
-                        [0.0, "#E8E8E8"],
-                        [0.5, "#E8E8E8"],
-                        [0.5, _REACH_COLOUR],
-                        [1.0, _REACH_COLOUR],
-                    ],
-                    xgap=1,
-                    ygap=1,
-                    showscale=False,
-                    hovertemplate="patch row %{y}, col %{x}<extra>" + direction + "</extra>",
-                ),
-                **where,
-            )
+            reach = _two_colour_heatmap(mask, "#E8E8E8", _REACH_COLOUR, direction, "patch row %{y}, col %{x}")
+            fig.add_trace(reach.update(xgap=1, ygap=1), **where)
         fig.add_shape(type="rect", line={"color": _TARGET_COLOUR, "width": 2.5}, **_OUTLINE, **box, **where)
     if rgb is not None:
         keys = [("can influence", "rgba(0,0,0,0)"), ("cannot influence (dimmed)", "rgba(0,0,0,0.65)")]
@@ -688,4 +658,17 @@ def plot_context_reach(
     )
     return finish_figure(
         fig, columns, height_in, default, legend_lines=legend_rows([k[0] for k in keys], columns)
+    )
+
+
+def _two_colour_heatmap(mask: np.ndarray, off: str, on: str, name: str, hover: str) -> go.Heatmap:
+    """A boolean map [H, W] drawn in two flat colours (``off`` for False, ``on`` for True)."""
+    return go.Heatmap(
+        z=mask.astype(np.uint8),
+        name=name,
+        zmin=0,
+        zmax=1,
+        colorscale=[[0.0, off], [0.5, off], [0.5, on], [1.0, on]],
+        showscale=False,
+        hovertemplate=hover + "<extra>" + name + "</extra>",
     )

@@ -136,6 +136,13 @@ class FontSizes:
     title: float = 9.0
 
 
+CONTAINER_TOP_LEFT = {
+    **{"x": 0.0, "xanchor": "left", "xref": "container"},
+    **{"y": 1.0, "yanchor": "top", "yref": "container"},
+}
+"""Plotly placement at the top-left corner of the whole figure (titles, legends above the plots)."""
+
+
 def pt_to_px(points: float) -> float:
     """Convert points (1/72 in) to Plotly layout pixels (1/96 in).
 
@@ -379,16 +386,7 @@ def apply_paper_style(
             top_margin = max(top_margin, (annotation.font.size or text_px) * 1.5 + 4)
     if keep_title and styled.layout.title.text:
         styled.update_layout(
-            title={
-                "font": {"size": title_px},
-                "x": 0.0,
-                "xanchor": "left",
-                "xref": "container",
-                "y": 1.0,
-                "yanchor": "top",
-                "yref": "container",
-                "pad": {"t": 4, "l": 4},
-            }
+            title={"font": {"size": title_px}, **CONTAINER_TOP_LEFT, "pad": {"t": 4, "l": 4}}
         )
         top_margin += title_px * 2.0
     else:

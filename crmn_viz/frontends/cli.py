@@ -1,4 +1,4 @@
-"""``crmn-viz`` command line: train, evaluate and list checkpoints."""
+"""``crmn-viz`` command line: train, evaluate, list and ablate checkpoints, write figures."""
 
 from __future__ import annotations
 
@@ -143,13 +143,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from crmn_viz.checkpoints import CheckpointError, load
+    from crmn_viz.devices import DeviceError
     from crmn_viz.images import InvalidImageError
     from crmn_viz.inputs.selection import SelectedImage
     from crmn_viz.views.report import write_report
 
     try:
         model = load(args.checkpoint, device=args.device)
-    except CheckpointError as err:
+    except (CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     images = []
@@ -165,6 +166,41 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         model, images, args.out, formats=args.formats, dpi=args.dpi, ig_steps=args.ig_steps
     )
     print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import torch
+
+    from crmn_viz.analysis.experiments import dataset_effect, evaluation_batches
+    from crmn_viz.checkpoints import CheckpointError, load
+    from crmn_viz.devices import DeviceError
+    from crmn_viz.views.experiments import effect_markdown
+
+    try:
+        model = load(args.checkpoint, device=args.device)
+    except (CheckpointError, DeviceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    batches = evaluation_batches(model, args.images, args.data_dir, args.dataset)
+    if model.task == "classification" and not args.quiet:
+        seen = len(torch.unique(torch.cat([y for _, y in batches])))
+        if seen < int(model.config.num_outputs):
+            print(
+                f"note: the first {sum(len(y) for _, y in batches)} test images (eval's order) hold only "
+                f"{seen} of {model.config.num_outputs} classes; --images 0 runs the whole test set",
+                file=sys.stderr,
+            )
+
+    def progress(done: int, total: int, title: str) -> None:
+        if not args.quiet:
+            print(f"[{done}/{total}] {title}", file=sys.stderr)
+
+    effect = dataset_effect(model, batches, resamples=args.resamples, seed=args.seed, progress=progress)
+    print(effect_markdown(effect, per_class=args.per_class))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(effect.to_rows(), handle, indent=2)
     return 0
 
 
@@ -225,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "ablate", help="accuracy (or NME) intact and under each memory experiment, with bootstrap 95% CIs"
+    )
+    p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
+    p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--dataset", help="default: the dataset on the model card")
+    p.add_argument(
+        "--images", type=int, default=0, help="the first N test images, in eval's order (0: all of them)"
+    )
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--per-class", action="store_true", help="also print the per-class table")
+    p.add_argument("--json", help="write the rows to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_ablate)
 
     p = sub.add_parser("gradio", help="launch the Gradio demo")
     p.add_argument("--host", default="127.0.0.1")

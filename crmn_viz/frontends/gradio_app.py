@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import os
 import tempfile
@@ -30,6 +31,7 @@ from gradio.component_meta import ComponentMeta
 from gradio.data_classes import ImageData
 from PIL import Image
 
+from crmn_viz import devices
 from crmn_viz.analysis import ATTRIBUTION_METHODS
 from crmn_viz.checkpoints import CheckpointError, load
 from crmn_viz.figures import FigureExportError, browser_available, figure_data
@@ -39,7 +41,7 @@ from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.inputs.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
-from crmn_viz.views import attribution, faces, memory, prediction, sweeps
+from crmn_viz.views import attribution, experiments, faces, memory, prediction, report, sweeps
 from crmn_viz.views.applicability import ModelNeed, suggest_checkpoints
 from crmn_viz.views.attribution import METHOD_LABELS
 from crmn_viz.views.compute import DirectCompute
@@ -129,10 +131,26 @@ def zoo_names(needs: str | ModelNeed | None = None) -> list[str]:
     return suggest_checkpoints(needs)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def cached_model(name: str) -> TracedModel:
-    """Load a zoo checkpoint once per process (CUDA when present)."""
+    """Load a zoo checkpoint once per process, onto :func:`crmn_viz.devices.select_device`'s device
+    (CUDA when present)."""
     return load(name)
+
+
+def prepare_gpu() -> bool:
+    """Get ready for Hugging Face ZeroGPU when the ``spaces`` package is there; says whether it is.
+
+    ``spaces`` is imported before any model is placed (on ZeroGPU it patches PyTorch so models
+    can go to ``cuda`` at start-up), then every zoo checkpoint is loaded once in this process,
+    so the GPU workers that run the :func:`crmn_viz.devices.on_gpu` handlers start with them.
+    """
+    if devices.spaces_module() is None:
+        return False
+    for name in zoo_names():
+        with contextlib.suppress(CheckpointError):  # said by the tab that asks for it
+            cached_model(name)
+    return True
 
 
 def _model(name: str | None) -> TracedModel:
@@ -142,7 +160,7 @@ def _model(name: str | None) -> TracedModel:
         raise gr.Error(f"{str(name)[:60]!r} is not a checkpoint of this app's zoo.")
     try:
         return cached_model(name)
-    except CheckpointError as err:
+    except (CheckpointError, devices.DeviceError) as err:
         raise gr.Error(str(err)) from None
 
 
@@ -216,6 +234,51 @@ def _gates(image: Any, checkpoint: str, quantity: str) -> tuple[Shown, TracedMod
 def gate_handler(image: Any, checkpoint: str, quantity: str) -> go.Figure:
     """Heatmap of one LSTM quantity (units x blocks) for the uploaded image."""
     return _for_screen(_gates(image, checkpoint, quantity)[0].figure)
+
+
+EXPERIMENT_CHOICES = {
+    "memory_off": ("Memory off (h_T = 0)", "memory_off", 1.0),
+    "skip_block": ("Skip block l's write (x_l = 0)", "skip_block", 1.0),
+    "cell_reset": ("Reset the cell at block l (c_l = 0)", "cell_reset", 1.0),
+    "forget_1": ("Forget gates = 1 from block l", "forget_clamp", 1.0),
+    "forget_0": ("Forget gates = 0 from block l", "forget_clamp", 0.0),
+}
+"""The Experiments tab's menu: key -> (label, experiment family, forget gate value)."""
+
+
+def _experiment(
+    image: Any, checkpoint: str, choice: str, step: float
+) -> tuple[str, Shown | None, Shown, TracedModel]:
+    model = _model(checkpoint)
+    if not model.has_memory:
+        raise gr.Error("Memory experiments need a CRMN checkpoint (the only model with an LSTM memory).")
+    if choice not in EXPERIMENT_CHOICES:
+        raise gr.Error(f"Choose one of {', '.join(EXPERIMENT_CHOICES)}.")
+    steps = model.intervention_steps(model.memory_input_name)
+    block = int(step)
+    if not 0 <= block < steps:
+        raise gr.Error(f"This CRMN has blocks 0..{steps - 1}.")
+    _, family, value = EXPERIMENT_CHOICES[choice]
+    spec = experiments.ExperimentSpec(family, None if family == "memory_off" else block, value=value)
+    chosen = [_selected(image)]
+    text, readout = experiments.experiment_readout(model, chosen, 0, spec, None, RUN)
+    cells = experiments.experiment_heatmaps(model, chosen, 0, spec, None, "cell", None, RUN)
+    return text, readout, cells, model
+
+
+def experiment_handler(
+    image: Any, checkpoint: str, choice: str, step: float = 0
+) -> tuple[str, go.Figure | None, go.Figure]:
+    """One memory experiment on the image: the prediction intact and intervened, after every
+    block, and the cell state of both runs with their difference."""
+    text, readout, cells, _ = _experiment(image, checkpoint, choice, step)
+    return text, None if readout is None else _for_screen(readout.figure), _for_screen(cells.figure)
+
+
+def experiment_files_handler(image: Any, checkpoint: str, choice: str, step: float = 0) -> str:
+    """The experiment's per-block readout figure's files."""
+    _, readout, cells, model = _experiment(image, checkpoint, choice, step)
+    return _files(readout or cells, model)
 
 
 def _sweeps(image: Any, checkpoint: str, layer: int, mode: str) -> tuple[Shown, TracedModel]:
@@ -351,16 +414,37 @@ def _renet_layers(names: list[str]) -> int:
     return max(layers, default=1)
 
 
+def all_figures_handler(image: Any, checkpoint: str) -> tuple[dict[str, go.Figure], Any, go.Figure | None]:
+    """Every figure that applies to the checkpoint for one image, what ``crmn-viz analyze`` writes
+    (:func:`crmn_viz.views.report.report_figures`): the screen figures by name, the picker, the first."""
+    made = report.report_figures(_model(checkpoint), _selected(image), compute=RUN)
+    figures = {item.name: _for_screen(item.figure) for item in made}
+    names = list(figures)
+    first = names[0] if names else None
+    return figures, gr.update(choices=names, value=first), figures.get(first) if first else None
+
+
+def pick_figure_handler(figures: dict[str, go.Figure] | None, name: str | None) -> go.Figure | None:
+    """One of the figures :func:`all_figures_handler` made (None before any were made)."""
+    return (figures or {}).get(name) if name else None
+
+
 def _files_row(handler: Any, inputs: list[Any], api_name: str) -> None:
     """A button that makes the tab's figure files (with provenance) and a file box to download them."""
     with gr.Row():
         button = gr.Button("Figure files (PNG, PDF, data, provenance)", size="sm")
         files = gr.File(label="Figure files", interactive=False)
-    button.click(handler, inputs, files, api_name=api_name)
+    button.click(devices.on_gpu(handler), inputs, files, api_name=api_name)
 
 
 def build_demo() -> gr.Blocks:
-    """The Gradio app: tabs for classification, gates, sweeps, attributions and faces."""
+    """The Gradio app: tabs for classification, gates, sweeps, attributions and faces.
+
+    Every handler that runs a network is registered through :func:`crmn_viz.devices.on_gpu`
+    (``spaces.GPU`` on ZeroGPU, the handler itself elsewhere).
+    """
+    prepare_gpu()
+    on_gpu = devices.on_gpu
     classifiers = zoo_names(lambda model: model.task == "classification")
     memory_models = zoo_names("lstm")
     crmn_classifiers = [name for name in memory_models if name in classifiers]
@@ -382,7 +466,9 @@ def build_demo() -> gr.Blocks:
                     button = gr.Button("Classify", variant="primary")
             label = gr.Label(label="Prediction")
             steps = gr.Plot(label="Prediction after every residual block (CRMN)")
-            button.click(classify_handler, [image, checkpoint, top_k], [label, steps], api_name="classify")
+            button.click(
+                on_gpu(classify_handler), [image, checkpoint, top_k], [label, steps], api_name="classify"
+            )
             _files_row(classify_files_handler, [image, checkpoint, top_k], "classify_files")
             examples = _gallery_examples("cifar10")
             if examples:
@@ -403,8 +489,38 @@ def build_demo() -> gr.Blocks:
                     )
                     gate_button = gr.Button("Show memory", variant="primary")
             gate_plot = gr.Plot(label="Units x blocks")
-            gate_button.click(gate_handler, [gate_image, gate_ckpt, quantity], gate_plot, api_name="gates")
+            gate_button.click(
+                on_gpu(gate_handler), [gate_image, gate_ckpt, quantity], gate_plot, api_name="gates"
+            )
             _files_row(gate_files_handler, [gate_image, gate_ckpt, quantity], "gates_files")
+        with gr.Tab("Experiments"):
+            with gr.Row():
+                exp_image = UploadedImage(label="Image")
+                with gr.Column():
+                    exp_ckpt = gr.Dropdown(
+                        crmn_classifiers + [name for name in memory_models if name not in crmn_classifiers],
+                        value=(crmn_classifiers or memory_models or [None])[0],
+                        label="CRMN checkpoint",
+                    )
+                    exp_choice = gr.Dropdown(
+                        [(label, key) for key, (label, _, _) in EXPERIMENT_CHOICES.items()],
+                        value="memory_off",
+                        label="Experiment",
+                    )
+                    exp_step = gr.Number(value=0, precision=0, minimum=0, label="Block l")
+                    exp_button = gr.Button("Run the experiment", variant="primary")
+            exp_text = gr.Markdown()
+            exp_readout = gr.Plot(label="Prediction after every block, intact and intervened")
+            exp_cells = gr.Plot(label="Cell state: intact, intervened, difference")
+            exp_button.click(
+                on_gpu(experiment_handler),
+                [exp_image, exp_ckpt, exp_choice, exp_step],
+                [exp_text, exp_readout, exp_cells],
+                api_name="experiment",
+            )
+            _files_row(
+                experiment_files_handler, [exp_image, exp_ckpt, exp_choice, exp_step], "experiment_files"
+            )
         with gr.Tab("ReNet sweeps"):
             with gr.Row():
                 sweep_image = UploadedImage(label="Image")
@@ -421,7 +537,7 @@ def build_demo() -> gr.Blocks:
                     sweep_button = gr.Button("Show sweeps", variant="primary")
             sweep_plot = gr.Plot(label="Four sweeps")
             sweep_button.click(
-                sweeps_handler, [sweep_image, sweep_ckpt, layer, mode], sweep_plot, api_name="sweeps"
+                on_gpu(sweeps_handler), [sweep_image, sweep_ckpt, layer, mode], sweep_plot, api_name="sweeps"
             )
             _files_row(sweeps_files_handler, [sweep_image, sweep_ckpt, layer, mode], "sweeps_files")
         with gr.Tab("Attribution"):
@@ -447,7 +563,7 @@ def build_demo() -> gr.Blocks:
             attr_plot = gr.Plot(label="Attribution overlay")
             attr_info = gr.JSON(label="Details")
             attr_button.click(
-                attribute_handler,
+                on_gpu(attribute_handler),
                 [attr_image, attr_ckpt, method, target, n_steps],
                 [attr_plot, attr_info],
                 api_name="attribute",
@@ -466,12 +582,35 @@ def build_demo() -> gr.Blocks:
             face_plot = gr.Plot(label="68 keypoints")
             face_points = gr.JSON(label="Keypoints per face (pixels)")
             face_button.click(
-                keypoints_handler, [face_image, face_ckpt], [face_plot, face_points], api_name="keypoints"
+                on_gpu(keypoints_handler),
+                [face_image, face_ckpt],
+                [face_plot, face_points],
+                api_name="keypoints",
             )
             _files_row(keypoints_files_handler, [face_image, face_ckpt], "keypoints_files")
             face_examples = _gallery_examples("faces68")
             if face_examples:
                 gr.Examples(face_examples, inputs=face_image)
+        with gr.Tab("All figures"):
+            gr.Markdown(
+                "Every view that applies to the checkpoint, with its default settings: the figures "
+                "`crmn-viz analyze` writes and the Streamlit app's Export page makes."
+            )
+            with gr.Row():
+                all_image = UploadedImage(label="Image", sources=["upload", "clipboard"])
+                with gr.Column():
+                    all_ckpt = gr.Dropdown(zoo_names(), value=(zoo_names() or [None])[0], label="Checkpoint")
+                    all_button = gr.Button("Make every figure", variant="primary")
+                    all_names = gr.Dropdown([], label="Figure")
+            all_plot = gr.Plot(label="Figure")
+            all_made = gr.State({})
+            all_button.click(
+                on_gpu(all_figures_handler),
+                [all_image, all_ckpt],
+                [all_made, all_names, all_plot],
+                api_name="all_figures",
+            )
+            all_names.change(pick_figure_handler, [all_made, all_names], all_plot, api_name=False)
     return demo
 
 

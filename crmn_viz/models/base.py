@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from crmn_viz.interventions import Intervention, applying, compile_interventions
 from crmn_viz.tracing import Probe, Trace, assign_probe_names, probe_names, recording
 
 __all__ = ["InputShapeError", "ModelConfig", "TracedModel"]
@@ -140,6 +141,10 @@ class TracedModel(nn.Module):
     # Trace name of block ``{block}``'s output for Grad-CAM ("{stream}": one of ``stream_names``);
     # "" when the architecture has no blocks to pick (see :meth:`gradcam_layer`).
     gradcam_layer_pattern: ClassVar[str] = ""
+    # What the ready-made memory experiments (crmn_viz.analysis.experiments) may edit:
+    memory_input_name: ClassVar[str] = ""  # trace name of the memory's per-step input x_l ("lstm.input")
+    sweep_trace_pattern: ClassVar[str] = ""  # trace name of one sweep of one layer ("{layer}", "{sweep}")
+    removable_streams: ClassVar[tuple[str, ...]] = ()  # streams whose zeroing reduces the model (RiR)
     # Layout the forward pass runs its convolutions in: ``channels_last`` for the convolutional
     # models (faster on CPU, same values; BENCHMARKS.md row 11), contiguous for the others.
     preferred_memory_format: ClassVar[torch.memory_format] = torch.contiguous_format
@@ -250,11 +255,31 @@ class TracedModel(nn.Module):
         """Every name :meth:`run_with_trace` can record, in module order."""
         return probe_names(self)
 
+    def intervention_names(self) -> list[str]:
+        """Every trace name an intervention may edit (:mod:`crmn_viz.interventions`), in module order.
+
+        The probes on the forward path; probes that only record a view of values already used
+        (ReNet's per-direction gates) are left out.
+        """
+        return [name for name, probe in self.probes().items() if probe.intervenable]
+
+    def intervention_steps(self, name: str) -> int:
+        """How many steps an intervention on ``name`` can select (0: the name has no steps).
+
+        The CRMN's LSTM quantities have one step per residual block; other names have none.
+        """
+        return 0
+
+    def intervention_units(self, name: str) -> int | None:
+        """The unit count of ``name`` when known before a forward pass (None: checked on the way)."""
+        return None
+
     def run_with_trace(
         self,
         x: torch.Tensor,
         names: Iterable[str] | None = None,
         store_device: torch.device | str | None = None,
+        interventions: Iterable[Intervention] | None = None,
     ) -> tuple[torch.Tensor, Trace]:
         """Run the model once and return ``(output, trace)``.
 
@@ -263,19 +288,32 @@ class TracedModel(nn.Module):
                 normalised (see ``preprocess``); anything else raises :class:`InputShapeError`.
             names: record only these trace names (default: everything).
             store_device: where recorded tensors go (default: the model's device).
+            interventions: :class:`crmn_viz.Clamp`, :class:`crmn_viz.Scale`,
+                :class:`crmn_viz.MeanAblate` or :class:`crmn_viz.Patch` edits applied inside
+                this forward pass, in order (see :mod:`crmn_viz.interventions`); the trace
+                records the edited values. None or empty: exactly the plain forward pass
+                (inside :func:`crmn_viz.interventions.applying`, that block's edits).
 
         Returns:
-            The same output as ``model(x)`` and a read-only :class:`Trace` of
-            detached tensors (derived views such as ``lstm.input`` are built on first
-            access). Grad mode is the caller's: wrap in ``torch.no_grad()``
+            The same output as ``model(x)`` (under the interventions) and a read-only
+            :class:`Trace` of detached tensors (derived views such as ``lstm.input`` are built
+            on first access). Grad mode is the caller's: wrap in ``torch.no_grad()``
             for pure inspection. Thread safe; leaves nothing attached to the model.
+
+        Raises:
+            KeyError: an unknown name in ``names``.
+            ValueError: an intervention on an unknown name, step or unit (the message lists
+                the valid ones).
         """
         wanted = None if names is None else list(names)
         if wanted is not None:
             unknown = sorted(set(wanted) - set(self.trace_names()))
             if unknown:
                 raise KeyError(f"unknown trace names {unknown}; see model.trace_names()")
-        with recording(wanted, store_device, defer=True) as tensors:
+        edits = compile_interventions(self, interventions)
+        # no interventions: those of an enclosing ``applying`` block (if any) stay in force
+        editing = contextlib.nullcontext() if edits is None else applying(self, edits)
+        with recording(wanted, store_device, defer=True) as tensors, editing:
             output = self(x)
         return output, Trace(tensors)
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crmn_viz.interventions import CompiledInterventions, active_interventions
 from crmn_viz.memory_quantities import MEMORY_QUANTITY_NAMES
 from crmn_viz.models.resnet import (
     ResNetConfig,
@@ -171,8 +172,42 @@ class PeepholeLSTM(nn.Module):
             start = stop
         return padded
 
+    def step_probes(self) -> dict[str, Probe]:
+        """Short name (``input``, ``forget_gate`` ...) -> probe of every per-step quantity."""
+        return {name: getattr(self, name) for name in ("input", *MEMORY_QUANTITY_NAMES)}
+
+    def edit_inputs(
+        self, stage_inputs: list[torch.Tensor], edits: CompiledInterventions
+    ) -> list[torch.Tensor]:
+        """The per-stage step inputs [B, n_s, D_s] with the interventions on ``lstm.input`` applied.
+
+        Step ``l`` is the ``l``-th row over the stages; only the unpadded columns are edited.
+        """
+        name = self.input.trace_name
+        edited, step = [], 0
+        for x in stage_inputs:
+            steps = list(x.unbind(1))
+            changed = False
+            for index in range(len(steps)):
+                if edits.touches(name, step + index):
+                    steps[index] = edits.apply_step(name, step + index, steps[index])
+                    changed = True
+            edited.append(torch.stack(steps, dim=1) if changed else x)
+            step += len(steps)
+        return edited
+
     def forward(self, stage_inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H]."""
+        """Run eqs. 2-7 over all steps; returns the hidden states h_l [B, T, H].
+
+        Interventions (:mod:`crmn_viz.interventions`) on ``lstm.<quantity>`` are applied inside
+        the recurrence, each right where eqs. 2-7 compute it, so later equations and later
+        steps use the edited value; on ``lstm.input`` before the input projection.
+        """
+        active = active_interventions()
+        edits = None
+        if active is not None and any(p.trace_name in active.names for p in self.step_probes().values()):
+            edits = active
+            stage_inputs = self.edit_inputs(stage_inputs, edits)
         self.input.record_lazily(self.padded_inputs, stage_inputs)
         projected = self.project_inputs(stage_inputs)
         batch = projected.shape[0]
@@ -185,19 +220,30 @@ class PeepholeLSTM(nn.Module):
         size = self.hidden_size
         # the input and forget gates are computed together, as [B, 2, H] (one op each)
         peephole_if = None if self.peephole is None else self.peephole[:2]
-        for projected_step in projected.unbind(1):  # unbind once: cheaper backward than indexing
+        names = {} if edits is None else {short: p.trace_name for short, p in self.step_probes().items()}
+        for step, projected_step in enumerate(projected.unbind(1)):  # unbind once: cheaper backward
             z = torch.addmm(projected_step, hidden, hidden_weight_t)
             z_if = z[:, : 2 * size].view(batch, 2, size)
             if peephole_if is not None:
                 z_if = torch.addcmul(z_if, peephole_if, cell.unsqueeze(1))  # w_ci * c, w_cf * c
             input_gate, forget_gate = torch.sigmoid(z_if).unbind(1)  # eqs. 2, 3
             candidate = torch.tanh(z[:, 3 * size :])  # eq. 6
+            if edits is not None:
+                input_gate = edits.apply_step(names["input_gate"], step, input_gate)
+                forget_gate = edits.apply_step(names["forget_gate"], step, forget_gate)
+                candidate = edits.apply_step(names["cell_candidate"], step, candidate)
             cell = torch.addcmul(forget_gate * cell, input_gate, candidate)  # eq. 5
+            if edits is not None:
+                cell = edits.apply_step(names["cell"], step, cell)
             z_o = z[:, 2 * size : 3 * size]
             if self.peephole is not None:
                 z_o = torch.addcmul(z_o, self.peephole[2], cell)
             output_gate = out_act(z_o)  # eq. 4 (peephole on the new cell c_l)
+            if edits is not None:
+                output_gate = edits.apply_step(names["output_gate"], step, output_gate)
             hidden = output_gate * torch.tanh(cell)  # eq. 7
+            if edits is not None:
+                hidden = edits.apply_step(names["hidden"], step, hidden)
             hiddens.append(hidden)
             for name, value in zip(
                 (*GATE_NAMES, "cell"), (input_gate, forget_gate, output_gate, candidate, cell)
@@ -206,7 +252,7 @@ class PeepholeLSTM(nn.Module):
         hidden_seq = torch.stack(hiddens, dim=1)
         for name, values in history.items():
             getattr(self, name).record_lazily(_stack_steps, values)
-        return self.hidden(hidden_seq)
+        return self.hidden.record(hidden_seq)  # its interventions were applied step by step
 
 
 class CRMN(ResNetTrunk):
@@ -224,6 +270,7 @@ class CRMN(ResNetTrunk):
     has_memory = True
     memory_quantities = MEMORY_QUANTITY_NAMES  # lstm.<name>, eqs. 2-7 (crmn_viz.memory_quantities)
     has_stepwise_readout = True
+    memory_input_name = "lstm.input"
 
     def __init__(self, config: CRMNConfig | None = None, **overrides: object) -> None:
         super().__init__()
@@ -255,6 +302,19 @@ class CRMN(ResNetTrunk):
     def num_steps(self) -> int:
         """T = 3n LSTM steps, one per residual block."""
         return 3 * blocks_per_stage(self.config.depth)
+
+    def intervention_steps(self, name: str) -> int:
+        """T = 3n for the LSTM's per-step quantities (``lstm.input``, ``lstm.forget_gate`` ...)."""
+        stepwise = {probe.trace_name for probe in self.lstm.step_probes().values()}
+        return self.num_steps if name in stepwise else 0
+
+    def intervention_units(self, name: str) -> int | None:
+        """H memory units for the LSTM quantities, the padded size D for ``lstm.input``."""
+        if name == self.lstm.input.trace_name:
+            return self.lstm.input_size
+        if self.intervention_steps(name):
+            return self.config.hidden_size
+        return None
 
     def pool_block_output(self, out: torch.Tensor) -> torch.Tensor:
         """Mean-pool one block output: [B, C, H, W] -> [B, C, H // pool, W // pool]."""

@@ -7,21 +7,36 @@ ReNet layer one patch at a time, one RNN cell step per patch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from crmn_viz.models.crmn import PeepholeLSTM
 from crmn_viz.models.renet import ReNetLayer, split_into_patches
 from crmn_viz.models.sweeps import BidirectionalSweep
 
-__all__ = ["reference_crmn_lstm", "reference_renet_layer"]
+__all__ = ["StepEdit", "reference_crmn_lstm", "reference_renet_layer"]
 
 
-def reference_crmn_lstm(lstm: PeepholeLSTM, padded_inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+StepEdit = Callable[[str, int, torch.Tensor], torch.Tensor]
+"""``edit(quantity, step, value [B, H]) -> value``: what an intervention makes of one step's value."""
+
+
+def reference_crmn_lstm(
+    lstm: PeepholeLSTM, padded_inputs: torch.Tensor, edit: StepEdit | None = None
+) -> dict[str, torch.Tensor]:
     """CRMN eqs. 2-7, step by step on the zero-padded inputs [B, T, D].
+
+    Args:
+        edit: called on each quantity of each step right after its equation, in the order
+            i, f, s, c, o, h (``"input_gate"``, ``"forget_gate"``, ``"cell_candidate"``,
+            ``"cell"``, ``"output_gate"``, ``"hidden"``); what it returns is used from there on
+            (the literal counterpart of :mod:`crmn_viz.interventions` on the fast path).
 
     Returns a dict with ``input_gate``, ``forget_gate``, ``output_gate``,
     ``cell_candidate``, ``cell`` and ``hidden``, each [B, T, H].
     """
+    keep: StepEdit = edit if edit is not None else (lambda name, step, value: value)
     batch, steps, _ = padded_inputs.shape
     hidden = lstm.initial_hidden.expand(batch, -1)
     cell = padded_inputs.new_zeros(batch, lstm.hidden_size)
@@ -33,12 +48,12 @@ def reference_crmn_lstm(lstm: PeepholeLSTM, padded_inputs: torch.Tensor) -> dict
         x = padded_inputs[:, step]
         z = x @ lstm.input_weight.t() + hidden @ lstm.hidden_weight.t() + lstm.bias
         z_i, z_f, z_o, z_s = z.chunk(4, dim=1)
-        i = torch.sigmoid(z_i + peep[0] * cell)
-        f = torch.sigmoid(z_f + peep[1] * cell)
-        s = torch.tanh(z_s)
-        cell = f * cell + i * s
-        o = out_act(z_o + peep[2] * cell)
-        hidden = o * torch.tanh(cell)
+        i = keep("input_gate", step, torch.sigmoid(z_i + peep[0] * cell))
+        f = keep("forget_gate", step, torch.sigmoid(z_f + peep[1] * cell))
+        s = keep("cell_candidate", step, torch.tanh(z_s))
+        cell = keep("cell", step, f * cell + i * s)
+        o = keep("output_gate", step, out_act(z_o + peep[2] * cell))
+        hidden = keep("hidden", step, o * torch.tanh(cell))
         for name, value in zip(names, (i, f, o, s, cell, hidden)):
             history[name].append(value)
     return {name: torch.stack(values, dim=1) for name, values in history.items()}

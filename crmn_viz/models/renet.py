@@ -124,7 +124,8 @@ class ReNetLayer(nn.Module):
         self.out = Probe()
         self.gates = nn.ModuleDict(
             {
-                direction: nn.ModuleDict({g: Probe() for g in GATES_BY_CELL[cell]})
+                # a view of gates already used: recorded, never edited (see Probe)
+                direction: nn.ModuleDict({g: Probe(intervenable=False) for g in GATES_BY_CELL[cell]})
                 for direction in SWEEP_DIRECTIONS
             }
         )
@@ -177,6 +178,7 @@ class ReNet(TracedModel):
     arch = "renet"
     title = "ReNet (Visin et al. 2015)"
     sweep_names = SWEEP_DIRECTIONS
+    sweep_trace_pattern = "layers.{layer}.{sweep}"  # one direction's hidden states of one layer
     gradcam_layer_pattern = "layers.{block}.out"  # a layer's map after both sweeps
 
     @property

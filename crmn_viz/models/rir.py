@@ -143,6 +143,7 @@ class RiR(TracedModel):
     title = "ResNet in ResNet (Targ et al. 2016)"
     preferred_memory_format = torch.channels_last
     stream_names = ("residual", "transient")
+    removable_streams = ("transient",)  # zeroed everywhere: the paper's reduction to a ResNet
     gradcam_layer_pattern = "blocks.{block}.{stream}"  # one stream of a generalized block
 
     @property

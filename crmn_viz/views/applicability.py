@@ -77,6 +77,15 @@ VIEWS: dict[str, ViewRequirement] = {
         why="it shows the residual and transient streams of a ResNet in ResNet",
         train_hint="crmn-viz train configs/rir-cifar10.toml",
     ),
+    "experiments": ViewRequirement(
+        "Experiments",
+        needs=lambda model: model.has_memory or bool(model.sweep_names) or bool(model.removable_streams),
+        why=(
+            "it edits a memory, a sweep or a removable stream inside the forward pass, and this model "
+            "has none of them"
+        ),
+        train_hint="crmn-viz train configs/crmn-cifar10.toml",
+    ),
     "attributions": ViewRequirement("Attributions"),
     "faces": ViewRequirement(
         "Face keypoints",

@@ -1,17 +1,18 @@
 """The network work a view asks for, behind one small interface a front end may cache.
 
 A view never runs the network itself: it asks a :class:`Compute` for traces, predictions,
-faces or attributions of :class:`~crmn_viz.inputs.selection.SelectedImage` objects.
-:class:`DirectCompute` calls :mod:`crmn_viz.analysis` straight away (the CLI, Gradio, tests);
-the Streamlit front end passes one whose methods are ``st.cache_data`` functions keyed on
-the model's :func:`~crmn_viz.checkpoints.checkpoint_key` and the images' bytes, so a
-display-only change reruns no network.
+faces or attributions of :class:`~crmn_viz.inputs.selection.SelectedImage` objects. Every
+method hands one module-level *work function* and its hashable arguments (the images as their
+canonical PNG bytes) to :meth:`Compute.call`. The base class runs the work at once (the CLI,
+Gradio, tests); the Streamlit front end overrides only :meth:`Compute.call`, answering from
+``st.cache_data`` keyed on the model's :func:`~crmn_viz.checkpoints.checkpoint_key` and those
+bytes, so a display-only change reruns no network and no method is written twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from crmn_viz.models.base import TracedModel
 from crmn_viz.tracing import Trace
 from crmn_viz.views.running import model_view, trace_images
 
-__all__ = ["Box", "Compute", "DirectCompute", "TargetSpec", "attribution_target"]
+__all__ = ["WORK", "Box", "Compute", "DirectCompute", "TargetSpec", "attribution_target"]
 
 Box = tuple[float, float, float, float]
 """A face box ``(x0, y0, x1, y1)`` in image pixels."""
@@ -49,42 +50,157 @@ def attribution_target(spec: TargetSpec) -> Any:
     return None
 
 
-class Compute(Protocol):
-    """What views ask the network for (every method may be cached by the front end)."""
+Result = TypeVar("Result")
+Pngs = tuple[bytes, ...]
+
+
+# --------------------------------------------------------------------------- work functions
+# Pure functions of the model and hashable arguments: what a front end may cache.
+
+
+def _trace(model: TracedModel, pngs: Pngs, names: tuple[str, ...] | None) -> Trace:
+    """Every recorded internal (or only ``names``) of the pictures, on the CPU."""
+    return trace_images(model, decode_images(pngs), names)
+
+
+def _classify(model: TracedModel, pngs: Pngs, top_k: int) -> list[list[tuple[str, float]]]:
+    """:func:`crmn_viz.analysis.classify` on the pictures."""
+    return classify(model, decode_images(pngs), top_k=top_k)
+
+
+def _stepwise(model: TracedModel, pngs: Pngs) -> StepwiseReadout:
+    """:func:`crmn_viz.analysis.stepwise_readout` (models with a step-wise readout)."""
+    return stepwise_readout(model, decode_images(pngs))
+
+
+def _faces(model: TracedModel, png: bytes, box: Box | None) -> list[FaceKeypoints] | str:
+    """:func:`crmn_viz.analysis.predict_faces`, or the message when no face is found."""
+    try:
+        return predict_faces(model, decode_images([png])[0], box=box)
+    except NoFaceFoundError as err:
+        return str(err)
+
+
+def _face_steps(
+    model: TracedModel, png: bytes, face_index: int, box: Box | None, truth: np.ndarray | None
+) -> FaceSteps | None:
+    """Per-step keypoints of one face (``truth``: ground-truth points [K, 2] or None)."""
+    found = _faces(model, png, box)
+    if isinstance(found, str) or face_index >= len(found):
+        return None
+    return face_steps(model, decode_images([png])[0], found[face_index], truth)
+
+
+def _face_crop(model: TracedModel, png: bytes, box: Box | None) -> bytes | None:
+    """The first face's crop at the model's input size, as PNG bytes (None: no face)."""
+    found = _faces(model, png, box)
+    if isinstance(found, str):
+        return None
+    _, height, width = model.input_shape
+    return encode_png(face_crop(decode_images([png])[0], found[0].crop_box, (height, width)))
+
+
+def _model_view(model: TracedModel, png: bytes) -> np.ndarray:
+    """The picture at the network's input size and colour mode, RGB uint8 [H, W, 3]."""
+    return model_view(model, decode_images([png])[0])
+
+
+def _attribution(
+    model: TracedModel, png: bytes, method: str, target: TargetSpec, options: tuple[tuple[str, Any], ...]
+) -> Any:
+    """:func:`crmn_viz.analysis.attribute` for one picture."""
+    from crmn_viz.analysis.attributions import attribute
+
+    return attribute(model, decode_images([png])[0], method, attribution_target(target), **dict(options))
+
+
+def _experiment(model: TracedModel, pngs: Pngs, spec: Any, source_png: bytes | None) -> Any:
+    """:func:`crmn_viz.analysis.experiments.run_experiment` of an ``ExperimentSpec`` on the pictures
+    (``source_png``: image B of a swap, whose trace supplies the patched state)."""
+    from crmn_viz.analysis.experiments import build_experiment, run_experiment
+
+    source = None if source_png is None else trace_images(model, decode_images([source_png]), None)
+    return run_experiment(model, decode_images(pngs), build_experiment(model, spec, source))
+
+
+def _step_attribution(model: TracedModel, png: bytes, target: TargetSpec, n_steps: int) -> Any:
+    """:func:`crmn_viz.analysis.step_attribution.step_attribution` for one picture."""
+    from crmn_viz.analysis.step_attribution import step_attribution
+
+    return step_attribution(model, decode_images([png])[0], attribution_target(target), n_steps)
+
+
+def _dataset_effect(model: TracedModel, dataset: str, count: int) -> Any:
+    """:func:`crmn_viz.analysis.experiments.dataset_effect` over ``count`` test images spread evenly
+    over the test split (:func:`crmn_viz.views.test_images.test_subset`; the split is sorted by class)."""
+    from torch.utils.data import DataLoader
+
+    from crmn_viz.analysis.experiments import dataset_effect
+    from crmn_viz.views.test_images import test_subset
+
+    return dataset_effect(model, list(DataLoader(test_subset(dataset, count), batch_size=256)))
+
+
+WORK: dict[Callable[..., Any], str] = {
+    _trace: "Running the network…",
+    _classify: "Classifying…",
+    _stepwise: "Decoding every LSTM step…",
+    _faces: "Finding the face and its keypoints…",
+    _face_steps: "Reading the face after every block…",
+    _face_crop: "Cutting out the face…",
+    _model_view: "",
+    _attribution: "Computing the attribution…",
+    _experiment: "Running the experiment…",
+    _step_attribution: "Integrating gradients over every block…",
+    _dataset_effect: "Running every experiment over the test images…",
+}
+"""Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
+may say while it runs ("" for work too quick to mention)."""
+
+
+class Compute:
+    """What views ask the network for; this base class runs :mod:`crmn_viz.analysis` at once.
+
+    Override :meth:`call` (and nothing else) to cache: every method goes through it.
+    """
+
+    def call(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
+        """Run ``work(model, *arguments)``; ``work`` is one of :data:`WORK`, the arguments hashable."""
+        return work(model, *arguments)
 
     def trace(
         self, model: TracedModel, images: Sequence[SelectedImage], names: Sequence[str] | None = None
     ) -> Trace:
         """Recorded internals of the images (batch in image order), on the CPU."""
-        ...
+        return self.call(_trace, model, _pngs(images), None if names is None else tuple(names))
 
     def classify(
         self, model: TracedModel, images: Sequence[SelectedImage], top_k: int
     ) -> list[list[tuple[str, float]]]:
         """Top-k labelled class probabilities per image."""
-        ...
+        return self.call(_classify, model, _pngs(images), int(top_k))
 
     def stepwise(self, model: TracedModel, images: Sequence[SelectedImage]) -> StepwiseReadout:
         """The CRMN's prediction after every block."""
-        ...
+        return self.call(_stepwise, model, _pngs(images))
 
     def faces(self, model: TracedModel, image: SelectedImage, box: Box | None) -> list[FaceKeypoints] | str:
         """Keypoints of every face found (or in ``box``), or the message when none is found."""
-        ...
+        return self.call(_faces, model, image.png, _box(box))
 
     def face_steps(
         self, model: TracedModel, image: SelectedImage, face_index: int, box: Box | None
     ) -> FaceSteps | None:
         """The keypoints of one face after every block (None when no face is found)."""
-        ...
+        return self.call(_face_steps, model, image.png, int(face_index), _box(box), image.keypoints)
 
     def face_crop(self, model: TracedModel, image: SelectedImage, box: Box | None) -> bytes | None:
         """The first face's crop at the model's input size, as PNG bytes (None: no face)."""
-        ...
+        return self.call(_face_crop, model, image.png, _box(box))
 
     def model_view(self, model: TracedModel, png: bytes) -> np.ndarray:
         """The picture at the network's input size and colour mode, RGB uint8 [H, W, 3]."""
-        ...
+        return self.call(_model_view, model, png)
 
     def attribution(
         self,
@@ -95,65 +211,30 @@ class Compute(Protocol):
         options: tuple[tuple[str, Any], ...],
     ) -> Any:
         """:func:`crmn_viz.analysis.attribute` for one picture (PNG bytes)."""
-        ...
+        return self.call(_attribution, model, png, method, tuple(target), tuple(options))
 
-
-class DirectCompute:
-    """:class:`Compute` that runs :mod:`crmn_viz.analysis` at once, caching nothing."""
-
-    def trace(
-        self, model: TracedModel, images: Sequence[SelectedImage], names: Sequence[str] | None = None
-    ) -> Trace:
-        """See :meth:`Compute.trace`."""
-        return trace_images(model, [image.image() for image in images], names)
-
-    def classify(
-        self, model: TracedModel, images: Sequence[SelectedImage], top_k: int
-    ) -> list[list[tuple[str, float]]]:
-        """See :meth:`Compute.classify`."""
-        return classify(model, [image.image() for image in images], top_k=top_k)
-
-    def stepwise(self, model: TracedModel, images: Sequence[SelectedImage]) -> StepwiseReadout:
-        """See :meth:`Compute.stepwise`."""
-        return stepwise_readout(model, [image.image() for image in images])
-
-    def faces(self, model: TracedModel, image: SelectedImage, box: Box | None) -> list[FaceKeypoints] | str:
-        """See :meth:`Compute.faces`."""
-        try:
-            return predict_faces(model, image.image(), box=box)
-        except NoFaceFoundError as err:
-            return str(err)
-
-    def face_steps(
-        self, model: TracedModel, image: SelectedImage, face_index: int, box: Box | None
-    ) -> FaceSteps | None:
-        """See :meth:`Compute.face_steps`."""
-        found = self.faces(model, image, box)
-        if isinstance(found, str) or face_index >= len(found):
-            return None
-        return face_steps(model, image.image(), found[face_index], image.keypoints)
-
-    def face_crop(self, model: TracedModel, image: SelectedImage, box: Box | None) -> bytes | None:
-        """See :meth:`Compute.face_crop`."""
-        found = self.faces(model, image, box)
-        if isinstance(found, str):
-            return None
-        _, height, width = model.input_shape
-        return encode_png(face_crop(image.image(), found[0].crop_box, (height, width)))
-
-    def model_view(self, model: TracedModel, png: bytes) -> np.ndarray:
-        """See :meth:`Compute.model_view`."""
-        return model_view(model, decode_images([png])[0])
-
-    def attribution(
-        self,
-        model: TracedModel,
-        png: bytes,
-        method: str,
-        target: TargetSpec,
-        options: tuple[tuple[str, Any], ...],
+    def experiment(
+        self, model: TracedModel, images: Sequence[SelectedImage], spec: Any, source: SelectedImage | None
     ) -> Any:
-        """See :meth:`Compute.attribution`."""
-        from crmn_viz.analysis.attributions import attribute
+        """One experiment (an ``ExperimentSpec``) on the images, intact and intervened side by side."""
+        return self.call(_experiment, model, _pngs(images), spec, None if source is None else source.png)
 
-        return attribute(model, decode_images([png])[0], method, attribution_target(target), **dict(options))
+    def step_attribution(self, model: TracedModel, png: bytes, target: TargetSpec, n_steps: int) -> Any:
+        """Integrated gradients of ``target`` per block (x_l and block outputs) for one picture."""
+        return self.call(_step_attribution, model, png, tuple(target), int(n_steps))
+
+    def dataset_effect(self, model: TracedModel, dataset: str, count: int) -> Any:
+        """Accuracy (or NME) intact and under each standard experiment over ``count`` test images."""
+        return self.call(_dataset_effect, model, dataset, int(count))
+
+
+DirectCompute = Compute
+"""The uncached :class:`Compute` (the CLI, Gradio, tests): the name says what it does."""
+
+
+def _pngs(images: Sequence[SelectedImage]) -> Pngs:
+    return tuple(image.png for image in images)
+
+
+def _box(box: Box | None) -> Box | None:
+    return None if box is None else tuple(float(v) for v in box)  # type: ignore[return-value]

@@ -10,14 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crmn_viz.analysis.statistics import GateStatistics
-from crmn_viz.figures.memory import (
-    plot_cell_state,
-    plot_gate_comparison,
-    plot_gate_heatmap,
-    plot_gate_statistics,
-    plot_gate_trajectories,
-    plot_memory_animation,
-)
+from crmn_viz.figures import memory as memory_figures
 from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.models.base import TracedModel
 from crmn_viz.views.class_statistics import per_class_arrays
@@ -56,7 +49,7 @@ def memory_gate_heatmap(
 ) -> Shown:
     """One LSTM quantity of every memory unit after every block (units x steps) for image ``index``."""
     trace = compute.trace(model, images, memory_trace_names(model))
-    figure = plot_gate_heatmap(trace, quantity, index, units, columns=2)
+    figure = memory_figures.plot_gate_heatmap(trace, quantity, index, units, columns=2)
     image = images[index]
     return shown(f"gate_heatmap_{quantity}_{image.stem}", figure, [image], quantity=quantity, **_units(units))
 
@@ -66,7 +59,7 @@ def memory_gate_trajectories(
 ) -> Shown:
     """Input, forget and output gates: mean over the units at every step, with their spread."""
     trace = compute.trace(model, images, memory_trace_names(model))
-    figure = plot_gate_trajectories(trace, image_index=index, units=units, columns=2)
+    figure = memory_figures.plot_gate_trajectories(trace, image_index=index, units=units, columns=2)
     image = images[index]
     return shown(f"gate_trajectories_{image.stem}", figure, [image], **_units(units))
 
@@ -77,7 +70,7 @@ def memory_cell_state(
     """The cell state c (eq. 5) of the units after every block."""
     trace = compute.trace(model, images, memory_trace_names(model))
     image = images[index]
-    figure = plot_cell_state(trace, index, units, columns=2)
+    figure = memory_figures.plot_cell_state(trace, index, units, columns=2)
     return shown(f"cell_state_{image.stem}", figure, [image], **_units(units))
 
 
@@ -93,7 +86,7 @@ def memory_comparison(
     """One quantity of two images side by side."""
     trace = compute.trace(model, images, memory_trace_names(model))
     pair = (images[first], images[second])
-    figure = plot_gate_comparison(
+    figure = memory_figures.plot_gate_comparison(
         trace, trace, quantity, (pair[0].name, pair[1].name), image_indices=(first, second), units=units
     )
     return shown(
@@ -107,9 +100,8 @@ def memory_animation(
     """Gates and cell state block by block, as an animation."""
     trace = compute.trace(model, images, memory_trace_names(model))
     image = images[index]
-    return shown(
-        f"memory_animation_{image.stem}", plot_memory_animation(trace, index, units), [image], **_units(units)
-    )
+    figure = memory_figures.plot_memory_animation(trace, index, units)
+    return shown(f"memory_animation_{image.stem}", figure, [image], **_units(units))
 
 
 def memory_gate_statistics(
@@ -125,7 +117,7 @@ def memory_gate_statistics(
     """
     summarised = quantity if quantity in stats.quantities else "forget_gate"
     means, stds, class_list = per_class_arrays(stats, summarised)
-    figure = plot_gate_statistics(means, stds, class_list, summarised, columns=2)
+    figure = memory_figures.plot_gate_statistics(means, stds, class_list, summarised, columns=2)
     caption = (
         ""
         if summarised == quantity

@@ -15,16 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crmn_viz.analysis.experiments import ExperimentSpec
 from crmn_viz.figures import FigureExport, export_figures, figure_data
 from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.memory_quantities import MEMORY_QUANTITIES
 from crmn_viz.models.base import TracedModel
 from crmn_viz.provenance import Provenance
-from crmn_viz.views import attribution, faces, memory, prediction, streams, sweeps
-from crmn_viz.views.compute import Compute, DirectCompute
+from crmn_viz.views import attribution, experiments, faces, memory, prediction, streams, sweeps
+from crmn_viz.views.compute import Compute, DirectCompute, TargetSpec
 from crmn_viz.views.shown import Shown
 
-__all__ = ["ReportFigure", "figures_for_image", "report_figures", "write_report"]
+__all__ = ["ReportFigure", "experiment_figures", "figures_for_image", "report_figures", "write_report"]
 
 MEMORY_HEATMAPS = tuple(
     name for name, quantity in MEMORY_QUANTITIES.items() if quantity.kind in ("gate", "cell")
@@ -122,6 +123,29 @@ def report_figures(
         options = (("n_steps", ig_steps),) if method == "integrated_gradients" else ()
         shown = attribution.attribution_view(model, image, method, target, options, run)[1]
         figures.append(ReportFigure(f"attribution_{method}", shown))
+    figures += experiment_figures(model, seen[0], target, ig_steps, run)
+    return figures
+
+
+def experiment_figures(
+    model: TracedModel, image: SelectedImage, target: TargetSpec, ig_steps: int, compute: Compute
+) -> list[ReportFigure]:
+    """The memory experiments of a report: the readout with the memory off, the cell state with the
+    middle block's write skipped (models with memory), and the step attribution (every model)."""
+    figures: list[ReportFigure] = []
+    if "memory_off" in experiments.experiment_families(model):
+        off = ExperimentSpec("memory_off")
+        _, readout = experiments.experiment_readout(model, [image], 0, off, None, compute)
+        if readout is not None:
+            figures.append(ReportFigure("experiment_memory_off_readout", readout))
+    if "skip_block" in experiments.experiment_families(model):
+        middle = model.intervention_steps(model.memory_input_name) // 2
+        skip = ExperimentSpec("skip_block", middle)
+        shown = experiments.experiment_heatmaps(model, [image], 0, skip, None, "cell", None, compute)
+        figures.append(ReportFigure(f"experiment_skip_block_{middle}_cell", shown))
+    if model.gradcam_layers:
+        shown = experiments.experiment_step_attribution(model, image, target, ig_steps, compute)
+        figures.append(ReportFigure("experiment_step_attribution", shown))
     return figures
 
 

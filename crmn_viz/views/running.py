@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from crmn_viz import devices
 from crmn_viz.analysis.inputs import evaluation_mode, model_device, prepare_batch, preprocessor_for
 from crmn_viz.models.base import TracedModel
 from crmn_viz.tracing import Trace
@@ -17,10 +18,7 @@ __all__ = ["describe_device", "model_view", "trace_images", "trace_shapes"]
 
 def describe_device(model: TracedModel) -> str:
     """Where the model runs, for people: ``"CUDA (NVIDIA H100 80GB HBM3)"`` or ``"CPU"``."""
-    device = model_device(model)
-    if device.type == "cuda":
-        return f"CUDA ({torch.cuda.get_device_name(device)})"
-    return device.type.upper()
+    return devices.describe_device(model_device(model))
 
 
 def trace_images(

@@ -12,7 +12,15 @@ from crmn_viz.models.base import TracedModel
 from crmn_viz.views.compute import Compute
 from crmn_viz.views.shown import Shown, shown
 
-__all__ = ["renet_context_reach", "renet_patch_grid", "renet_sweeps"]
+__all__ = ["renet_context_reach", "renet_patch_grid", "renet_sweeps", "sweep_trace_names"]
+
+
+def sweep_trace_names(model: TracedModel) -> tuple[str, ...]:
+    """The trace names these views draw: every layer's sweeps and output (no gates), so only
+    they come back from the model's device."""
+    return tuple(
+        f"layers.{layer}.{name}" for layer in range(model.block_count) for name in (*model.sweep_names, "out")
+    )
 
 
 def renet_sweeps(
@@ -25,7 +33,7 @@ def renet_sweeps(
     compute: Compute,
 ) -> Shown:
     """The four sweeps (top-down, bottom-up, left-right, right-left) of ``layer`` for image ``index``."""
-    trace = compute.trace(model, images)
+    trace = compute.trace(model, images, sweep_trace_names(model))
     image = images[index]
     figure = plot_sweep_maps(trace, layer, index, mode, channels)
     return shown(
@@ -62,7 +70,7 @@ def renet_context_reach(
     compute: Compute,
 ) -> Shown:
     """Which input pixels can influence patch ``(row, col)``'s sweep outputs at ``layer``."""
-    trace = compute.trace(model, images)
+    trace = compute.trace(model, images, sweep_trace_names(model))
     image = images[index]
     view = compute.model_view(model, image.png)
     figure = plot_context_reach(trace, layer, row, col, patch_sizes=model.config.patch_sizes, image=view)

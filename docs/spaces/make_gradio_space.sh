@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Assemble the Gradio Space: a copy of this repository (committed files) whose README front
-# matter says sdk: gradio and whose requirements.txt installs the package.
-# Usage: docs/spaces/make_gradio_space.sh DEST
+# matter says sdk: gradio and whose requirements.txt installs the package: with CPU PyTorch, or
+# with --gpu CUDA PyTorch and Hugging Face's `spaces` (ZeroGPU or a dedicated GPU Space).
+# Usage: docs/spaces/make_gradio_space.sh [--gpu] DEST
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
-dest="${1:?usage: make_gradio_space.sh DEST}"
+requirements=requirements.txt
+if [ "${1:-}" = --gpu ]; then
+    requirements=requirements-gpu.txt
+    shift
+fi
+dest="${1:?usage: make_gradio_space.sh [--gpu] DEST}"
 mkdir -p "$dest"
 git -C "$here" archive HEAD | tar -x -C "$dest"
 rm -f "$dest/Dockerfile"
-cp "$here/docs/spaces/gradio/requirements.txt" "$dest/requirements.txt"
+cp "$here/docs/spaces/gradio/$requirements" "$dest/requirements.txt"
 python3 - "$here" "$dest" <<'PY'
 import re, sys
 from pathlib import Path

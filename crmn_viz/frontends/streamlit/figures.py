@@ -26,7 +26,12 @@ REGISTRY = "figure_registry"
 MAX_REMEMBERED = 40
 MAX_NATURAL_WIDTH = 860  # pixels: picture figures are drawn at most this wide
 SCREEN_SCALE = 1.4  # print-sized figures are enlarged this much on screen
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+# The toolbar appears only while the pointer is over a chart, so it never hides a title or legend.
+PLOTLY_CONFIG = {
+    "displayModeBar": "hover",
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from crmn_viz.checkpoints import CheckpointError, checkpoint_dir, list_checkpoints
+from crmn_viz.devices import DEVICE_VARIABLE, DeviceError, device_override, select_device
 from crmn_viz.frontends.streamlit import compute
 from crmn_viz.inputs.gallery import list_gallery
 from crmn_viz.inputs.selection import SelectedImage
@@ -83,7 +84,16 @@ def _describe_entry(entry: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _zoo_model() -> tuple[TracedModel, str, str] | None:
+def _device() -> str | None:
+    """Where models go (:func:`crmn_viz.devices.select_device`), or None after saying why not."""
+    try:
+        return str(select_device())
+    except DeviceError as err:
+        st.error(f"No device to run on: {err}")
+        return None
+
+
+def _zoo_model(device: str) -> tuple[TracedModel, str, str] | None:
     folder = checkpoint_dir()
     entries = list_checkpoints(folder)
     if not entries:
@@ -102,14 +112,14 @@ def _zoo_model() -> tuple[TracedModel, str, str] | None:
     st.caption(_describe_entry(by_name[name]))
     path = folder / name
     try:
-        model = compute.zoo_model(str(path), compute.zoo_fingerprint(path))
+        model = compute.zoo_model(str(path), compute.zoo_fingerprint(path), device)
     except CheckpointError as err:
         st.error(f"Could not load `{name}`: {err}")
         return None
     return model, name, compute.model_key(model)
 
 
-def _uploaded_model() -> tuple[TracedModel, str, str] | None:
+def _uploaded_model(device: str) -> tuple[TracedModel, str, str] | None:
     files = st.file_uploader(
         "Weights and model card",
         accept_multiple_files=True,
@@ -124,7 +134,7 @@ def _uploaded_model() -> tuple[TracedModel, str, str] | None:
     pairs = tuple((f.name, f.getvalue()) for f in files)
     digest = compute.files_digest(pairs)
     try:
-        uploaded = compute.uploaded_model(digest, pairs)
+        uploaded = compute.uploaded_model(digest, pairs, device)
     except CheckpointError as err:
         st.error(f"This checkpoint cannot be used: {err}")
         return None
@@ -132,6 +142,12 @@ def _uploaded_model() -> tuple[TracedModel, str, str] | None:
 
 
 # --------------------------------------------------------------------------- images
+
+
+def default_gallery_images(dataset: str | None) -> list[SelectedImage]:
+    """The gallery images the sidebar starts with for a model trained on ``dataset``."""
+    entries = (list_gallery(dataset) or list_gallery())[: GALLERY_DEFAULTS.get(dataset or "", 4)]
+    return [SelectedImage.from_path(e.path, label=e.label, keypoints=e.keypoints) for e in entries]
 
 
 def _gallery_images(dataset: str | None) -> list[SelectedImage]:
@@ -142,7 +158,7 @@ def _gallery_images(dataset: str | None) -> list[SelectedImage]:
     if dataset and not list_gallery(dataset):
         st.caption(f"No gallery images for {dataset!r}: showing every gallery image.")
     by_name = {entry.name: entry for entry in entries}
-    default = list(by_name)[: GALLERY_DEFAULTS.get(dataset or "", 4)]
+    default = [image.name for image in default_gallery_images(dataset)]
     label_counts = Counter(entry.label for entry in entries)
 
     def describe(name: str) -> str:
@@ -216,12 +232,20 @@ def render_sidebar() -> Selection | None:
             required=True,
             label_visibility="collapsed",
         )
-        loaded = _uploaded_model() if origin == "Upload" else _zoo_model()
+        device = _device()
+        loaded = (
+            None if device is None else _uploaded_model(device) if origin == "Upload" else _zoo_model(device)
+        )
         if loaded is None:
             st.session_state.pop(SELECTION, None)
             return None
         model, name, key = loaded
-        st.caption(f"Runs on **{describe_device(model)}** · {model.num_parameters():,} parameters")
+        chosen_by = f" (`{DEVICE_VARIABLE}`)" if device_override() else ""
+        st.caption(
+            f"Runs on **{describe_device(model)}**{chosen_by} · {model.num_parameters():,} parameters",
+            help=f"CUDA when PyTorch sees a GPU, else the CPU; set {DEVICE_VARIABLE} (cpu, cuda, cuda:N) "
+            "before starting the app to choose.",
+        )
         card = dict(getattr(model, "card", {}) or {})
         st.markdown("### Images")
         sources = ["Gallery", "Upload", "Camera"] if model.task == "keypoints" else ["Gallery", "Upload"]
