@@ -477,6 +477,8 @@ class EffectRow:
         images: how many images.
         per_class: class name -> (value, ci_low, ci_high, images); empty for keypoints.
         block: the block or layer the experiment concerns, if one.
+        change, change_low, change_high: ``value`` minus the intact value, and its paired 95%
+            bootstrap interval (the same resampled images for both runs); 0 for the intact row.
     """
 
     experiment: str
@@ -488,6 +490,9 @@ class EffectRow:
     images: int
     per_class: Mapping[str, tuple[float, float, float, int]]
     block: int | None = None
+    change: float = 0.0
+    change_low: float = 0.0
+    change_high: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON row: ``experiment``, the metric's name as key, ``ci_low``, ``ci_high``, ``images``."""
@@ -498,6 +503,9 @@ class EffectRow:
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "images": self.images,
+            "change": self.change,
+            "change_ci_low": self.change_low,
+            "change_ci_high": self.change_high,
             "per_class": {
                 name: {self.metric: v, "ci_low": lo, "ci_high": hi, "images": n}
                 for name, (v, lo, hi, n) in self.per_class.items()
@@ -554,9 +562,11 @@ def _row(
     resamples: int,
     seed: int,
     block: int | None,
+    intact: np.ndarray,
 ) -> EffectRow:
-    generator = np.random.default_rng(seed)  # the same resampled images for every row
-    value, low, high = _bootstrap(scores, resamples, generator)
+    value, low, high = _bootstrap(scores, resamples, np.random.default_rng(seed))
+    # the same resampled images for every row, so the change is a paired comparison
+    change = _bootstrap(scores - intact, resamples, np.random.default_rng(seed))
     per_class = {}
     if labels is not None:
         for index, name in enumerate(class_names):
@@ -566,7 +576,7 @@ def _row(
                     *_bootstrap(chosen, resamples, np.random.default_rng(seed + 1 + index)),
                     len(chosen),
                 )
-    return EffectRow(key, title, metric, value, low, high, len(scores), per_class, block)
+    return EffectRow(key, title, metric, value, low, high, len(scores), per_class, block, *change)
 
 
 def dataset_effect(
@@ -608,6 +618,7 @@ def dataset_effect(
         *((e.key, e.title, c, e.block) for e, c in zip(experiments, compiled)),
     ]
     rows = []
+    intact = np.zeros(0)
     with evaluation_mode(model), torch.no_grad():
         for done, (key, title, edits, block) in enumerate(passes, 1):
             scores = []
@@ -615,7 +626,9 @@ def dataset_effect(
                 for x, y in batches:
                     scores.append(_scores(model, model(prepare_batch(model, x)), y))
             values = torch.cat(scores).numpy()
-            rows.append(_row(key, title, metric, values, labels, names, resamples, seed, block))
+            if key == "intact":
+                intact = values
+            rows.append(_row(key, title, metric, values, labels, names, resamples, seed, block, intact))
             if progress is not None:
                 progress(done, len(passes), title)
     return DatasetEffect(metric, tuple(rows), resamples, seed)

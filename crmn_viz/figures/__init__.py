@@ -20,6 +20,12 @@ Scientific figures (pure functions of traces or arrays; none runs a model):
 """
 
 from crmn_viz.figures.data import figure_data
+from crmn_viz.figures.experiments import (
+    plot_dataset_effect,
+    plot_experiment_heatmaps,
+    plot_experiment_readout,
+    plot_step_attribution,
+)
 from crmn_viz.figures.export import (
     SUPPORTED_FORMATS,
     FigureExport,
@@ -96,6 +102,9 @@ __all__ = [
     "plot_attribution_overlay",
     "plot_cell_state",
     "plot_context_reach",
+    "plot_dataset_effect",
+    "plot_experiment_heatmaps",
+    "plot_experiment_readout",
     "plot_gate_comparison",
     "plot_gate_heatmap",
     "plot_gate_statistics",
@@ -104,6 +113,7 @@ __all__ = [
     "plot_memory_animation",
     "plot_patch_grid",
     "plot_prediction_bar",
+    "plot_step_attribution",
     "plot_stepwise_keypoints",
     "plot_stepwise_probabilities",
     "plot_stream_maps",

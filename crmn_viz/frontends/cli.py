@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crmn_viz.models.base import TracedModel
 
 __all__ = ["main"]
 
@@ -141,17 +145,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
+def _load_or_say_why(args: argparse.Namespace) -> TracedModel | None:
+    """``args.checkpoint`` loaded onto ``args.device``, or None after printing why it could not be."""
     from crmn_viz.checkpoints import CheckpointError, load
     from crmn_viz.devices import DeviceError
+
+    try:
+        return load(args.checkpoint, device=args.device)
+    except (CheckpointError, DeviceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
     from crmn_viz.images import InvalidImageError
     from crmn_viz.inputs.selection import SelectedImage
     from crmn_viz.views.report import write_report
 
-    try:
-        model = load(args.checkpoint, device=args.device)
-    except (CheckpointError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    model = _load_or_say_why(args)
+    if model is None:
         return 2
     images = []
     for path in args.images:
@@ -173,14 +185,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     import torch
 
     from crmn_viz.analysis.experiments import dataset_effect, evaluation_batches
-    from crmn_viz.checkpoints import CheckpointError, load
-    from crmn_viz.devices import DeviceError
     from crmn_viz.views.experiments import effect_markdown
 
-    try:
-        model = load(args.checkpoint, device=args.device)
-    except (CheckpointError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    model = _load_or_say_why(args)
+    if model is None:
         return 2
     batches = evaluation_batches(model, args.images, args.data_dir, args.dataset)
     if model.task == "classification" and not args.quiet:

@@ -143,12 +143,14 @@ def effect_markdown(effect: DatasetEffect, per_class: bool = False) -> str:
     percent = 100.0
     name = "accuracy" if effect.metric == "accuracy" else "NME"
     lines = [
-        f"| experiment | {name} | 95% CI | change | images |",
+        f"| experiment | {name} | 95% CI | change (paired 95% CI) | images |",
         "|---|---|---|---|---|",
     ]
-    intact = effect.intact.value
     for row in effect.rows:
-        change = "" if row.experiment == "intact" else f"{percent * (row.value - intact):+.2f}"
+        low, high = percent * row.change_low, percent * row.change_high
+        change = (
+            "" if row.experiment == "intact" else f"{percent * row.change:+.2f} ({low:+.2f} to {high:+.2f})"
+        )
         lines.append(
             f"| {row.title} | {percent * row.value:.2f}% "
             f"| {percent * row.ci_low:.2f}-{percent * row.ci_high:.2f} | {change} | {row.images} |"

@@ -93,6 +93,8 @@ def test_dataset_effect_rows_are_the_accuracies_of_the_plain_and_intervened_pass
     assert [row.value for row in effect.rows] == pytest.approx(expected, abs=1e-12)
     for row in effect.rows:
         assert row.ci_low <= row.value <= row.ci_high and row.images == 24
+        assert row.change == pytest.approx(row.value - expected[0], abs=1e-12)
+        assert row.change_low <= row.change <= row.change_high
         counts = sum(n for *_, n in row.per_class.values())
         assert counts == 24
         for name, (value, low, high, n) in row.per_class.items():

@@ -197,11 +197,11 @@ def test_every_view_reads_capabilities_and_suggests_the_checkpoints_it_suits(
         for arch in ("crmn", "resnet", "renet", "rir")
     }
     common = {"overview", "attributions", "export"}
-    assert applies == {
-        "crmn": common | {"lstm"},
+    assert applies == {  # Experiments edit a memory, a sweep or a removable stream: not a plain ResNet
+        "crmn": common | {"lstm", "experiments"},
         "resnet": common,
-        "renet": common | {"renet"},
-        "rir": common | {"rir"},
+        "renet": common | {"renet", "experiments"},
+        "rir": common | {"rir", "experiments"},
     }
 
 

@@ -27,14 +27,20 @@ import plotly.io as pio
 import pytest
 import torch
 
+import crmn_viz
 import crmn_viz.figures as figures
+from crmn_viz.analysis.experiments import DatasetEffect, EffectRow
 from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
+from crmn_viz.analysis.step_attribution import StepAttribution
 from crmn_viz.figures import (
     export_figure,
     figure_data,
     plot_attribution_overlay,
     plot_cell_state,
     plot_context_reach,
+    plot_dataset_effect,
+    plot_experiment_heatmaps,
+    plot_experiment_readout,
     plot_gate_comparison,
     plot_gate_heatmap,
     plot_gate_statistics,
@@ -43,6 +49,7 @@ from crmn_viz.figures import (
     plot_memory_animation,
     plot_patch_grid,
     plot_prediction_bar,
+    plot_step_attribution,
     plot_stepwise_keypoints,
     plot_stepwise_probabilities,
     plot_stream_maps,
@@ -82,10 +89,15 @@ def make_inputs() -> SimpleNamespace:
         batches[arch] = random_input(models[arch], batch=2)
         with torch.no_grad():
             _, traces[arch] = models[arch].run_with_trace(batches[arch])
+    with torch.no_grad():  # the memory with its forget gates held open (an intervention)
+        _, clamped = models["crmn"].run_with_trace(
+            batches["crmn"], interventions=[crmn_viz.Clamp("lstm.forget_gate", 1.0)]
+        )
     rng = np.random.default_rng(1)
     truth = face_points(0)
     return SimpleNamespace(
         crmn=traces["crmn"],
+        crmn_clamped=clamped,
         renet=traces["renet"],
         rir=traces["rir"],
         renet_model=models["renet"],
@@ -118,6 +130,61 @@ class Case:
 
 
 CASES: dict[str, Case] = {
+    "experiment heatmaps": Case(
+        "plot_experiment_heatmaps",
+        lambda i: plot_experiment_heatmaps(i.crmn, i.crmn_clamped, "cell", image_index=1, units=[0, 2]),
+    ),
+    "experiment readout": Case(
+        "plot_experiment_readout",
+        lambda i: plot_experiment_readout(
+            np.random.default_rng(2).normal(size=(2, 6, len(CLASSES))),
+            np.random.default_rng(3).normal(size=(2, 6, len(CLASSES))),
+            CLASSES,
+            image_index=1,
+        ),
+    ),
+    "dataset effect": Case(
+        "plot_dataset_effect",
+        lambda i: plot_dataset_effect(
+            DatasetEffect(
+                "accuracy",
+                (
+                    EffectRow("intact", "intact", "accuracy", 0.8125, 0.75, 0.875, 64, {}),
+                    EffectRow(
+                        "memory_off_zero",
+                        "memory off",
+                        "accuracy",
+                        0.5,
+                        0.4375,
+                        0.5625,
+                        64,
+                        {},
+                        None,
+                        -0.3125,
+                        -0.375,
+                        -0.25,
+                    ),
+                ),
+                200,
+                0,
+            )
+        ),
+    ),
+    "step attribution": Case(
+        "plot_step_attribution",
+        lambda i: plot_step_attribution(
+            StepAttribution(
+                "logit of class 3 (cat)",
+                1.25,
+                np.array([0.5, -0.25, 0.125]),
+                0.001,
+                np.array([0.375, 0.25, -0.125]),
+                np.array([0.01, -0.02, 0.0]),
+                ("blocks.0.out", "blocks.1.out", "blocks.2.out"),
+                16,
+            )
+        ),
+    ),
     "gate heatmap": Case(
         "plot_gate_heatmap",
         lambda i: plot_gate_heatmap(i.crmn, "forget_gate", image_index=1, units=[4, 1, 3]),
@@ -279,6 +346,8 @@ def shown_numbers(fig: go.Figure) -> dict[str, Any]:
             for bars in ("error_x", "error_y"):
                 if bars in trace and trace[bars].visible is not False and trace[bars].array is not None:
                     expected[f"{prefix}{key}.{bars}"] = np.asarray(trace[bars].array)
+                    if trace[bars].symmetric is False:  # the lower half of asymmetric bars
+                        expected[f"{prefix}{key}.{bars}.minus"] = np.asarray(trace[bars].arrayminus)
 
     traces(tuple(fig.data), "")
     for frame in fig.frames:

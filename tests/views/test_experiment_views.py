@@ -57,12 +57,25 @@ def test_the_readout_says_what_changed_and_draws_both_runs():
 def test_the_effect_table_prints_every_row_with_its_interval():
     rows = (
         EffectRow("intact", "intact", "accuracy", 0.9, 0.85, 0.95, 100, {"cat": (0.8, 0.6, 1.0, 10)}),
-        EffectRow("memory_off_zero", "memory off (h_T = 0)", "accuracy", 0.5, 0.4, 0.6, 100, {}),
+        EffectRow(
+            "memory_off_zero",
+            "memory off (h_T = 0)",
+            "accuracy",
+            0.5,
+            0.4,
+            0.6,
+            100,
+            {},
+            None,
+            -0.4,
+            -0.5,
+            -0.3,
+        ),
     )
     table = experiments.effect_markdown(DatasetEffect("accuracy", rows, 1000, 0), per_class=True)
     lines = table.splitlines()
     assert lines[2] == "| intact | 90.00% | 85.00-95.00 |  | 100 |"
-    assert lines[3] == "| memory off (h_T = 0) | 50.00% | 40.00-60.00 | -40.00 | 100 |"
+    assert lines[3] == "| memory off (h_T = 0) | 50.00% | 40.00-60.00 | -40.00 (-50.00 to -30.00) | 100 |"
     assert lines[-2:] == ["| intact | 80.0 |", "| memory off (h_T = 0) | - |"]
     chart = plot_dataset_effect(DatasetEffect("accuracy", rows, 1000, 0))
     np.testing.assert_allclose(chart.data[0].x, [90.0, 50.0])

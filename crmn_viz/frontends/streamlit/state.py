@@ -333,13 +333,26 @@ def image_picker(
     if len(images) == 1:
         return 0
     # Options name the images themselves (position and digest), so when the chosen images change
-    # the widget cannot keep a stale label; a newly added image (an upload) is selected first.
-    options = [f"{k}:{image.digest}" for k, image in enumerate(images)]
+    # the widget cannot keep a stale label. A newly uploaded image is selected first; otherwise the
+    # image chosen last, on any page, stays chosen (Streamlit forgets a widget's state on a page
+    # that does not draw it, so the choice is kept under a key of its own).
+    digests = [image.digest for image in images]
+    options = [f"{k}:{digest}" for k, digest in enumerate(digests)]
     labels = {option: f"{k + 1}. {image.name}" for k, (option, image) in enumerate(zip(options, images))}
     known = st.session_state.setdefault(f"{key}_known", set())
-    new = [k for k, image in enumerate(images) if image.digest not in known]
-    default = new[-1] if new and known else 0
-    known.update(image.digest for image in images)
+    uploaded = [
+        k for k, image in enumerate(images) if image.digest not in known and image.source != "gallery"
+    ]
+    last_choice = st.session_state.get(f"{key}_chosen")
+    if uploaded and known:
+        default = uploaded[-1]
+    elif last_choice in digests:
+        default = digests.index(last_choice)
+    else:
+        default = 0
+    known.update(digests)
     where = st.columns([1, 2])[0] if columns else st.container()
     choice = where.selectbox(label, options, index=default, format_func=labels.__getitem__, key=key)
-    return int(str(choice or options[default]).split(":", 1)[0])
+    index = int(str(choice or options[default]).split(":", 1)[0])
+    st.session_state[f"{key}_chosen"] = digests[index]
+    return index
