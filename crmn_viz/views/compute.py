@@ -130,15 +130,20 @@ def _step_attribution(model: TracedModel, png: bytes, target: TargetSpec, n_step
     return step_attribution(model, decode_images([png])[0], attribution_target(target), n_steps)
 
 
-def _dataset_effect(model: TracedModel, dataset: str, count: int) -> Any:
+def _dataset_effect(
+    model: TracedModel, dataset: str, count: int, progress: Callable[[int, int, str], None] | None = None
+) -> Any:
     """:func:`crmn_viz.analysis.experiments.dataset_effect` over ``count`` test images spread evenly
-    over the test split (:func:`crmn_viz.views.test_images.test_subset`; the split is sorted by class)."""
+    over the test split (:func:`crmn_viz.views.test_images.test_subset`; the split is sorted by class).
+
+    ``progress(done, total, title)`` is called after every pass (not part of what is computed)."""
     from torch.utils.data import DataLoader
 
     from crmn_viz.analysis.experiments import dataset_effect
     from crmn_viz.views.test_images import test_subset
 
-    return dataset_effect(model, list(DataLoader(test_subset(dataset, count), batch_size=256)))
+    batches = list(DataLoader(test_subset(dataset, count), batch_size=256))
+    return dataset_effect(model, batches, progress=progress)
 
 
 WORK: dict[Callable[..., Any], str] = {

@@ -12,6 +12,8 @@ the network again.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from crmn_viz.inputs.selection import SelectedImage, decode_images
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 from crmn_viz.views import model_info, test_images
-from crmn_viz.views.compute import WORK, Compute, Result
+from crmn_viz.views.compute import WORK, Compute, Result, _dataset_effect
 
 Pngs = tuple[bytes, ...]
 
@@ -146,6 +148,38 @@ class CachedCompute(Compute):
     def call(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
         """See :meth:`crmn_viz.views.compute.Compute.call`."""
         return _CACHED_WORK[work](model, model_key(model), *arguments)
+
+    def dataset_effect(self, model: TracedModel, dataset: str, count: int) -> Any:
+        """The dataset effect, with a progress bar (one step per experiment's pass) while it runs.
+
+        Kept in :data:`_DATASET_EFFECTS`, not ``st.cache_data``: a cached function may not update
+        an element drawn outside it, and the bar must move while the passes run.
+        """
+        request = (model_key(model), dataset, int(count))
+        with _DATASET_EFFECTS_LOCK:
+            if request in _DATASET_EFFECTS:
+                _DATASET_EFFECTS.move_to_end(request)
+                return _DATASET_EFFECTS[request]
+        bar = st.progress(0.0, text="Running every experiment over the test images…")
+
+        def progress(done: int, total: int, title: str) -> None:
+            bar.progress(done / max(total, 1), text=f"{title}: pass {done} of {total}")
+
+        try:
+            effect = _dataset_effect(model, dataset, int(count), progress)
+        finally:
+            bar.empty()
+        with _DATASET_EFFECTS_LOCK:
+            _DATASET_EFFECTS[request] = effect
+            while len(_DATASET_EFFECTS) > _DATASET_EFFECTS_KEPT:
+                _DATASET_EFFECTS.popitem(last=False)
+        return effect
+
+
+_DATASET_EFFECTS: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+"""Dataset effects computed in this process, by (model key, data set, image count), newest last."""
+_DATASET_EFFECTS_KEPT = 8
+_DATASET_EFFECTS_LOCK = threading.Lock()
 
 
 CACHED = CachedCompute()
