@@ -81,23 +81,15 @@ def _faces(model: TracedModel, png: bytes, box: Box | None) -> list[FaceKeypoint
         return str(err)
 
 
-def _face_steps(
-    model: TracedModel, png: bytes, face_index: int, box: Box | None, truth: np.ndarray | None
-) -> FaceSteps | None:
-    """Per-step keypoints of one face (``truth``: ground-truth points [K, 2] or None)."""
-    found = _faces(model, png, box)
-    if isinstance(found, str) or face_index >= len(found):
-        return None
-    return face_steps(model, decode_images([png])[0], found[face_index], truth)
+def _face_steps(model: TracedModel, png: bytes, face: FaceKeypoints, truth: np.ndarray | None) -> FaceSteps:
+    """Per-step keypoints of one found face (``truth``: ground-truth points [K, 2] or None)."""
+    return face_steps(model, decode_images([png])[0], face, truth)
 
 
-def _face_crop(model: TracedModel, png: bytes, box: Box | None) -> bytes | None:
-    """The first face's crop at the model's input size, as PNG bytes (None: no face)."""
-    found = _faces(model, png, box)
-    if isinstance(found, str):
-        return None
+def _face_crop(model: TracedModel, png: bytes, crop_box: Any) -> bytes:
+    """The picture cut at ``crop_box`` and resized to the model's input size, as PNG bytes."""
     _, height, width = model.input_shape
-    return encode_png(face_crop(decode_images([png])[0], found[0].crop_box, (height, width)))
+    return encode_png(face_crop(decode_images([png])[0], crop_box, (height, width)))
 
 
 def _model_view(model: TracedModel, png: bytes) -> np.ndarray:
@@ -196,12 +188,20 @@ class Compute:
     def face_steps(
         self, model: TracedModel, image: SelectedImage, face_index: int, box: Box | None
     ) -> FaceSteps | None:
-        """The keypoints of one face after every block (None when no face is found)."""
-        return self.call(_face_steps, model, image.png, int(face_index), _box(box), image.keypoints)
+        """The keypoints of one face after every block (None when no face is found).
+
+        The faces come from :meth:`faces` (cached like every call), so they are found once."""
+        found = self.faces(model, image, box)
+        if isinstance(found, str) or face_index >= len(found):
+            return None
+        return self.call(_face_steps, model, image.png, found[int(face_index)], image.keypoints)
 
     def face_crop(self, model: TracedModel, image: SelectedImage, box: Box | None) -> bytes | None:
         """The first face's crop at the model's input size, as PNG bytes (None: no face)."""
-        return self.call(_face_crop, model, image.png, _box(box))
+        found = self.faces(model, image, box)
+        if isinstance(found, str):
+            return None
+        return self.call(_face_crop, model, image.png, found[0].crop_box)
 
     def model_view(self, model: TracedModel, png: bytes) -> np.ndarray:
         """The picture at the network's input size and colour mode, RGB uint8 [H, W, 3]."""
