@@ -7,7 +7,7 @@ from crmn_viz.frontends.streamlit import compute
 from crmn_viz.frontends.streamlit.figures import show
 from crmn_viz.frontends.streamlit.state import image_picker, page_start
 from crmn_viz.limits import LIMITS
-from crmn_viz.views import attribution
+from crmn_viz.views import attribution, trust
 from crmn_viz.views.attribution import METHOD_LABELS
 
 BASELINES = {"zeros": "mean colour", "black": "black", "white": "white"}
@@ -146,6 +146,87 @@ def page_body() -> None:
                 note += f" · completeness gap {result.convergence_delta:.2g} (0 is ideal)"
             st.caption(note)
             show(figure, key=f"attr_fig_{side}", max_width=440)
+
+    trust_section(image, target, tuple(choices))
+    trust_over_images(target)
+
+
+@st.fragment
+def trust_section(image, target: tuple, choices: tuple) -> None:
+    """ "Can I trust this map?" for the two maps on screen (its controls rerun only this part)."""
+    st.subheader("Can I trust this map?")
+    st.caption(
+        "Two standard checks of the maps above. **Faithfulness**: the score as the map's most relevant "
+        "pixels are removed (deletion; ROAD imputes them from their neighbours) or put back into a "
+        "blurred image (insertion), beside a random map's curve. **Randomisation** (Adebayo et al. "
+        "2018): the same method on the model with its layers randomised, output first; a map worth "
+        "trusting changes when the model it explains does."
+    )
+    if not st.toggle("Run the checks for these maps", key="attr_trust_on"):
+        return
+    mode = st.segmented_control(
+        "Randomisation",
+        ["cascading", "independent"],
+        default="cascading",
+        required=True,
+        key="attr_trust_mode",
+    )
+    for side, (column, (method, options)) in enumerate(zip(st.columns(2, gap="large"), choices)):
+        with column:
+            try:
+                _, _, curves = trust.faithfulness_view(model, image, method, target, options, 32, run)
+            except ValueError as err:
+                st.error(f"{METHOD_LABELS[method]}: {err}")
+                continue
+            show(curves, key=f"attr_trust_curves_{side}", max_width=560)
+    try:
+        _, sanity = trust.sanity_check_view(model, image, list(choices), target, mode, run)
+    except ValueError as err:
+        st.error(f"The randomisation test cannot run here: {err}")
+        return
+    show(sanity, key="attr_trust_sanity")
+
+
+@st.fragment
+def trust_over_images(target: tuple) -> None:
+    """Every method's faithfulness over the gallery or test images, with bootstrap intervals."""
+    st.subheader("Which method is most faithful for this model?")
+    st.caption(
+        "Deletion and insertion areas of every chosen method over many images, each with its bootstrap "
+        "95% interval and a random map's on the same images. The predicted-class target is each "
+        "image's own prediction."
+    )
+    sources = ["Gallery"] + (["Test images"] if selection.dataset else [])
+    row = st.columns([2, 3, 1])
+    source = row[0].segmented_control("Images", sources, default="Gallery", required=True, key="attr_tab_src")
+    methods = row[1].multiselect(
+        "Methods",
+        ATTRIBUTION_METHODS,
+        default=["saliency", "integrated_gradients", "gradcam"],
+        format_func=METHOD_LABELS.get,
+        key="attr_tab_methods",
+    )
+    count = 0
+    if source == "Test images":
+        most = min(200, LIMITS.max_statistics_images)
+        count = int(row[2].number_input("How many", 2, most, min(20, most), key="attr_tab_count"))
+    if st.button("Run over the images", key="attr_tab_run", disabled=not methods):
+        st.session_state["attr_tab_asked"] = (source, tuple(methods), count)
+    asked = st.session_state.get("attr_tab_asked")
+    if not asked:
+        return
+    source, methods, count = asked
+    images = (selection.dataset, count) if source == "Test images" else selection.images
+    try:
+        table, chart = trust.trust_table_view(model, images, list(methods), target, 32, run)
+    except FileNotFoundError as err:
+        st.warning(f"The test images were not found: {err}")
+        return
+    except ValueError as err:
+        st.error(f"The table cannot be made: {err}")
+        return
+    st.markdown(trust.trust_markdown(table))
+    show(chart, key="attr_tab_chart")
 
 
 page_body()

@@ -32,6 +32,9 @@ _LAZY = {
     "export_figure": "crmn_viz.figures",
     "export_figures": "crmn_viz.figures",
     "Provenance": "crmn_viz.provenance",
+    "sanity_check": "crmn_viz.analysis.sanity_checks",
+    "faithfulness": "crmn_viz.analysis.faithfulness",
+    "trust_table": "crmn_viz.analysis.attribution_trust",
 }
 
 
@@ -61,12 +64,15 @@ __all__ = [
     "create_model",
     "export_figure",
     "export_figures",
+    "faithfulness",
     "gate_statistics",
     "list_architectures",
     "list_checkpoints",
     "load",
     "load_image",
     "predict_keypoints",
+    "sanity_check",
     "save",
     "stepwise_readout",
+    "trust_table",
 ]

@@ -1085,6 +1085,176 @@ def bench_interventions(quick: bool, device: torch.device, repeats: int) -> list
     return results
 
 
+def _pytorch_grad_cam() -> Any:
+    """The ``pytorch_grad_cam`` package, or None (printing why) when it cannot be imported."""
+    try:
+        import pytorch_grad_cam
+        import pytorch_grad_cam.utils.image
+        import pytorch_grad_cam.utils.model_targets
+    except ImportError as error:
+        print(f"[batched-attribute] pytorch-grad-cam rows skipped: it cannot be imported ({error});")
+        print("    install it with `pip install grad-cam==1.5.7 --no-deps` (scripts/setup.sh does)")
+        return None
+    return pytorch_grad_cam
+
+
+def bench_batched_gradcam(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """15. Grad-CAM at 16 images: one batched public ``crmn_viz.attribute`` call against
+    pytorch-grad-cam's ``GradCAM`` on the same model and layer, and against 16 single-image calls
+    (the only way through the public API before batching), all three timed alternately.
+
+    Every map explains its image's predicted class. pytorch-grad-cam min-max scales each map,
+    resizes it with cv2 and scales it again (``scale_cam_image``); "outputs match" compares its
+    maps with ours after that scaling, applied twice (a bilinear resize commutes with it), and the
+    before/after row the raw maps. Without pytorch-grad-cam only the before/after row is measured.
+    """
+    import numpy as np
+
+    from crmn_viz.analysis import attribute, gradcam_layer_name, prepare_batch
+
+    depth, width, count = (8, 4, 4) if quick else (20, 16, 16)
+    torch.manual_seed(0)
+    model = create_model("crmn", depth=depth, width=width).to(device).eval().use_fast_layout()
+    x = prepare_batch(model, _random_images(count, seed=1))
+    layer = gradcam_layer_name(model, -1)
+    case = f"crmn depth {depth} width {width}, {count} images, Grad-CAM on {layer}"
+
+    def batched() -> Any:
+        return attribute(model, x, "gradcam")
+
+    def one_by_one() -> Any:
+        return [attribute(model, image, "gradcam") for image in x]
+
+    now = batched()
+    diff_before = max(float(abs(a.map - b.map).max()) for a, b in zip(now, one_by_one()))
+    calls = [batched, one_by_one]
+    library = _pytorch_grad_cam()
+    if library is not None:
+        scale = library.utils.image.scale_cam_image
+        cam = library.GradCAM(model=model, target_layers=[dict(model.named_modules())[layer]])
+
+        def theirs() -> Any:  # targets=None: each image's predicted class, from its own forward
+            return cam(input_tensor=x, targets=None)
+
+        ours = scale(scale(np.stack([result.map for result in now])))
+        explicit = [library.utils.model_targets.ClassifierOutputTarget(r.resolved_target) for r in now]
+        diff = max(
+            float(abs(ours - theirs()).max()), float(abs(ours - cam(input_tensor=x, targets=explicit)).max())
+        )
+        calls.append(theirs)
+    if device.type == "cuda":
+        thread_counts = [torch.get_num_threads()]
+    else:  # one thread, and the process's threads (quick: one thread only)
+        thread_counts = [1] if quick else sorted({1, torch.get_num_threads()})
+    results = []
+    try:
+        for threads in thread_counts:
+            context = intra_op_threads(threads) if device.type == "cpu" else contextlib.nullcontext()
+            with context:
+                times = time_alternately(calls, max(1, repeats // 3) if quick else repeats, device)
+            batched_s, before_s = times[:2]
+            where = f"{case}, {threads} thread{'s' if threads > 1 else ''}"
+            if library is not None:
+                for seconds, what, goal in (
+                    (batched_s, "one batched call (now)", ">= 2x"),
+                    (before_s, f"{count} single-image calls (before)", "report"),
+                ):
+                    results.append(
+                        BenchResult(
+                            "15 batched attribute",
+                            where,
+                            "pytorch-grad-cam 1.5.7 GradCAM, one batch",
+                            f"crmn_viz.attribute, {what}",
+                            times[2],
+                            seconds,
+                            times[2] / seconds,
+                            "speed-up over pytorch-grad-cam, maps after its min-max scaling",
+                            diff <= 1e-5,
+                            diff,
+                            goal,
+                        )
+                    )
+            results.append(
+                BenchResult(
+                    "15 batched attribute",
+                    where,
+                    f"{count} single-image attribute calls (before)",
+                    "one batched attribute call (now)",
+                    before_s,
+                    batched_s,
+                    before_s / batched_s,
+                    "speed-up from batching",
+                    diff_before <= 1e-5,
+                    diff_before,
+                    "report",
+                )
+            )
+    finally:
+        if library is not None:
+            cam.activations_and_grads.release()
+            model.zero_grad(set_to_none=True)  # pytorch-grad-cam back-propagates into the weights
+    return results
+
+
+def bench_faithfulness_cost(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """16. Deletion plus insertion at 32 steps of one map, in units of one batched forward of 32
+    images (issue goal: at most 2x), per architecture: ``deletion_and_insertion`` (one batch of 65
+    images), and two :func:`crmn_viz.faithfulness` calls (33 images each) for comparison.
+
+    "Outputs match": the two ways give the same curves (max abs difference of the scores).
+    """
+    from crmn_viz.analysis import attribute, prepare_batch
+    from crmn_viz.analysis.faithfulness import deletion_and_insertion, faithfulness
+
+    steps = 8 if quick else 32
+    results = []
+    for arch in ("crmn", "resnet", "renet", "rir"):
+        torch.manual_seed(0)
+        options = {"depth": 8, "width": 4} if quick and arch in ("crmn", "resnet") else {}
+        model = create_model(arch, **options).to(device).eval().use_fast_layout()
+        image = prepare_batch(model, _random_images(1, seed=2))[0]
+        batch = prepare_batch(model, _random_images(steps, seed=3))
+        result = attribute(model, image, "saliency")
+
+        def forward(model=model, batch=batch) -> Any:
+            with torch.no_grad():
+                return model(batch)
+
+        def together(model=model, image=image, result=result) -> Any:
+            return deletion_and_insertion(model, image, result, steps=steps)
+
+        def separately(model=model, image=image, result=result) -> Any:
+            return [
+                faithfulness(model, image, result, kind=k, steps=steps) for k in ("deletion", "insertion")
+            ]
+
+        forward_s, together_s, separately_s = time_alternately(
+            [forward, together, separately], max(1, repeats // 3) if quick else repeats, device
+        )
+        diff = max(float(abs(a.scores - b.scores).max()) for a, b in zip(together(), separately()))
+        case = f"{arch}, saliency map, {steps} steps"
+        for seconds, what, goal in (
+            (together_s, "deletion + insertion in one batch", "<= 2x"),
+            (separately_s, "two faithfulness() calls", "report"),
+        ):
+            results.append(
+                BenchResult(
+                    "16 faithfulness cost",
+                    case,
+                    f"one batched forward of {steps} images",
+                    what,
+                    forward_s,
+                    seconds,
+                    seconds / forward_s,
+                    f"cost in batched forwards of {steps} images",
+                    diff <= 1e-6,
+                    diff,
+                    goal,
+                )
+            )
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
@@ -1099,6 +1269,8 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = 
     "overhead": bench_single_image_overhead,
     "app-browser": bench_app_browser,
     "interventions": bench_interventions,
+    "batched-attribute": bench_batched_gradcam,
+    "faithfulness": bench_faithfulness_cost,
 }
 
 

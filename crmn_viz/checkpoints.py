@@ -148,6 +148,11 @@ class ModelCard(Mapping[str, Any]):
     weights_sha256: str | None = None
     raw: Mapping[str, Any] = field(default_factory=lambda: _NO_ENTRIES, repr=False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ModelCard:
+        """The card itself: it is immutable (read-only mappings), so a deep copy of a loaded model
+        (a randomised copy for a sanity check, a float64 copy for attributions) shares it."""
+        return self
+
     @classmethod
     def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
         """Build from a card dict that :func:`validate_card` accepted (it is copied, not kept)."""

@@ -4,7 +4,8 @@
 #
 #   1. the virtual environment VENV (default .venv), made with PYTHON (default python3, >= 3.10);
 #   2. PyTorch (TORCH_PACKAGES, default torch==2.14.1 torchvision==0.29.1), then the package with
-#      its extras (EXTRAS, default test,app,gradio), editable;
+#      its extras (EXTRAS, default test,app,gradio,compare), editable, and the libraries the tests
+#      compare against (COMPARE_PACKAGES, default Quantus and pytorch-grad-cam, without their deps);
 #   3. Debian's chromium, fonts-liberation and poppler-utils for figure export (PDF/SVG/PNG), when
 #      missing and this user may install them (root, or sudo without a password); otherwise it
 #      says that exports fall back to HTML and how to install them later.
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_PACKAGES="${TORCH_PACKAGES:-torch==2.14.1 torchvision==0.29.1}"
-EXTRAS="${EXTRAS:-test,app,gradio}"
+EXTRAS="${EXTRAS:-test,app,gradio,compare}"
+COMPARE_PACKAGES="${COMPARE_PACKAGES:-quantus==0.6.0 grad-cam==1.5.7}"
 SYSTEM_PACKAGES=(chromium fonts-liberation poppler-utils)
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -46,6 +48,14 @@ say "installing $TORCH_PACKAGES"
 "$py" -m pip install --quiet $TORCH_PACKAGES
 say "installing crmn-viz (editable) with [$EXTRAS]"
 "$py" -m pip install --quiet -e ".[$EXTRAS]"
+if [ -n "$COMPARE_PACKAGES" ]; then
+    # Quantus and pytorch-grad-cam, which tests cross-check against: without their own dependency
+    # lists, which name opencv-python 5 (it would overwrite the headless 4.x cv2 and its Haar
+    # cascades); what they need beyond that is the [compare] extra.
+    say "installing $COMPARE_PACKAGES (--no-deps; their dependencies are the [compare] extra)"
+    # shellcheck disable=SC2086
+    "$py" -m pip install --quiet --no-deps $COMPARE_PACKAGES
+fi
 
 # ---------------------------------------------------------------- 3. figure export (Chromium)
 missing=()

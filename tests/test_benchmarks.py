@@ -36,6 +36,8 @@ def test_quick_benchmarks_run_and_outputs_match():
         "overhead",
         "app-browser",
         "interventions",
+        "batched-attribute",
+        "faithfulness",
     ]
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
     assert all(r.baseline_s > 0 and r.candidate_s > 0 for r in results)

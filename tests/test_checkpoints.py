@@ -205,3 +205,15 @@ def test_card_that_is_not_json_or_has_bad_normalisation(saved):
     card_path.write_text(json.dumps({**card, "normalization": {"mean": [0], "std": [0]}}))
     with pytest.raises(CheckpointError, match="normalization"):
         load(card_path)
+
+
+def test_a_loaded_model_can_be_deep_copied_and_shares_its_immutable_card(tmp_path):
+    """Sanity checks randomise a deep copy and float64 attributions run one: a loaded model must copy."""
+    import copy
+
+    crmn_viz.save(tiny_model("crmn", num_outputs=10, input_size=32), tmp_path / "tiny", dataset="cifar10")
+    model = crmn_viz.load(tmp_path / "tiny.safetensors")
+    twin = copy.deepcopy(model)
+    assert twin.card is model.card and twin.card.dataset == "cifar10"
+    twin.fc.weight.data.zero_()
+    assert model.fc.weight.abs().sum() > 0  # the weights themselves are copied

@@ -6,6 +6,9 @@
 * :func:`stepwise_readout`: the CRMN's prediction decoded after every residual block.
 * :func:`attribute`: saliency, integrated gradients, gradient SHAP, occlusion and Grad-CAM
   for a class, a keypoint coordinate or one CRMN LSTM gate unit.
+* :func:`sanity_check`: the model-parameter randomisation test of an attribution map;
+  :func:`crmn_viz.faithfulness` (module :mod:`crmn_viz.analysis.faithfulness`): its deletion,
+  insertion and ROAD curves; :func:`crmn_viz.trust_table`: both over many images.
 * :func:`gate_statistics`: streaming per-step, per-unit mean/std of the CRMN's gates and
   cell state over a data set, overall and per class.
 
@@ -47,6 +50,7 @@ from crmn_viz.analysis.keypoints import (
 )
 from crmn_viz.analysis.predictions import classify
 from crmn_viz.analysis.readouts import StepwiseReadout, stepwise_readout
+from crmn_viz.analysis.sanity_checks import SANITY_MODES, SanityCheckResult, sanity_check
 from crmn_viz.analysis.statistics import (
     GATE_QUANTITIES,
     LSTM_QUANTITIES,
@@ -61,6 +65,7 @@ __all__ = [
     "FACES68_HAAR_CALIBRATION",
     "GATE_QUANTITIES",
     "LSTM_QUANTITIES",
+    "SANITY_MODES",
     "AttributionLimits",
     "AttributionResult",
     "AttributionTarget",
@@ -75,6 +80,7 @@ __all__ = [
     "MomentTable",
     "NoFaceFoundError",
     "RunningMoments",
+    "SanityCheckResult",
     "StepwiseReadout",
     "attribute",
     "class_names_for",
@@ -90,6 +96,7 @@ __all__ = [
     "predict_keypoints",
     "prepare_batch",
     "preprocessor_for",
+    "sanity_check",
     "stepwise_readout",
     "target_function",
 ]

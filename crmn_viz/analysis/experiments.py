@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crmn_viz.analysis.bootstrap import bootstrap_mean
 from crmn_viz.analysis.inputs import ImageBatch, class_names_for, evaluation_mode, prepare_batch
 from crmn_viz.interventions import Clamp, Intervention, MeanAblate, Patch, applying, compile_interventions
 from crmn_viz.memory_quantities import MEMORY_QUANTITIES
@@ -539,19 +540,6 @@ class DatasetEffect:
         return [row.to_dict() for row in self.rows]
 
 
-def _bootstrap(
-    scores: np.ndarray, resamples: int, generator: np.random.Generator
-) -> tuple[float, float, float]:
-    """Mean of ``scores`` and its percentile bootstrap 95% interval (Efron & Tibshirani 1993)."""
-    mean = float(scores.mean())
-    if len(scores) < 2 or resamples < 1:
-        return mean, mean, mean
-    draws = generator.integers(0, len(scores), size=(resamples, len(scores)))
-    means = scores[draws].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return mean, float(low), float(high)
-
-
 def _row(
     key: str,
     title: str,
@@ -564,16 +552,16 @@ def _row(
     block: int | None,
     intact: np.ndarray,
 ) -> EffectRow:
-    value, low, high = _bootstrap(scores, resamples, np.random.default_rng(seed))
+    value, low, high = bootstrap_mean(scores, resamples, np.random.default_rng(seed))
     # the same resampled images for every row, so the change is a paired comparison
-    change = _bootstrap(scores - intact, resamples, np.random.default_rng(seed))
+    change = bootstrap_mean(scores - intact, resamples, np.random.default_rng(seed))
     per_class = {}
     if labels is not None:
         for index, name in enumerate(class_names):
             chosen = scores[labels == index]
             if len(chosen):
                 per_class[name] = (
-                    *_bootstrap(chosen, resamples, np.random.default_rng(seed + 1 + index)),
+                    *bootstrap_mean(chosen, resamples, np.random.default_rng(seed + 1 + index)),
                     len(chosen),
                 )
     return EffectRow(key, title, metric, value, low, high, len(scores), per_class, block, *change)

@@ -72,6 +72,7 @@ from crmn_viz.figures.theme import (
     register_paper_template,
     symmetric_range,
 )
+from crmn_viz.figures.trust import plot_faithfulness_curves, plot_sanity_check, plot_trust_summary
 
 __all__ = [
     "CATEGORICAL_COLOURS",
@@ -105,6 +106,7 @@ __all__ = [
     "plot_dataset_effect",
     "plot_experiment_heatmaps",
     "plot_experiment_readout",
+    "plot_faithfulness_curves",
     "plot_gate_comparison",
     "plot_gate_heatmap",
     "plot_gate_statistics",
@@ -113,12 +115,14 @@ __all__ = [
     "plot_memory_animation",
     "plot_patch_grid",
     "plot_prediction_bar",
+    "plot_sanity_check",
     "plot_step_attribution",
     "plot_stepwise_keypoints",
     "plot_stepwise_probabilities",
     "plot_stream_maps",
     "plot_stream_norms",
     "plot_sweep_maps",
+    "plot_trust_summary",
     "pt_to_px",
     "read_provenance",
     "register_paper_template",

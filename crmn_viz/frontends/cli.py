@@ -212,6 +212,106 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_target(text: str | None, model: TracedModel) -> tuple:  # type: ignore[type-arg]
+    """A ``--target`` as a view's target spec: ``predicted``, ``class:K``, ``keypoint:K:x|y`` or
+    ``gate:QUANTITY:UNIT:STEP``; None: the predicted class (keypoint models: the nose tip's y).
+
+    Raises:
+        ValueError: the text is not one of these forms.
+    """
+    from crmn_viz.views.report import NOSE_TIP_Y
+
+    if text is None:
+        return NOSE_TIP_Y if model.task == "keypoints" else ("predicted",)
+    parts = text.split(":")
+    try:
+        if parts == ["predicted"]:
+            return ("predicted",)
+        if parts[0] == "class" and len(parts) == 2:
+            return ("class", int(parts[1]))
+        if parts[0] == "keypoint" and len(parts) == 3 and parts[2] in ("x", "y"):
+            return ("keypoint", int(parts[1]), parts[2])
+        if parts[0] == "gate" and len(parts) == 4:
+            return ("gate", parts[1], int(parts[2]), int(parts[3]))
+    except ValueError:
+        pass
+    raise ValueError(
+        f"--target {text!r}: use predicted, class:K, keypoint:K:x (or :y) or gate:QUANTITY:UNIT:STEP"
+    )
+
+
+def _cmd_attribution_check(args: argparse.Namespace) -> int:
+    from crmn_viz.analysis.attribution_trust import trust_table
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.images import InvalidImageError
+    from crmn_viz.inputs.selection import SelectedImage, decode_images
+    from crmn_viz.views.attribution import METHOD_LABELS, explained_picture
+    from crmn_viz.views.compute import DirectCompute, attribution_target
+    from crmn_viz.views.test_images import test_image_names, test_subset
+    from crmn_viz.views.trust import trust_markdown
+
+    model = _load_or_say_why(args)
+    if model is None:
+        return 2
+    try:
+        target = parse_target(args.target, model)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    named: list = []  # type: ignore[type-arg]
+    for path in args.images:
+        try:
+            image = SelectedImage.from_path(path)
+        except (InvalidImageError, OSError) as err:
+            print(f"skipping {path}: {err}", file=sys.stderr)
+            continue
+        png = explained_picture(model, image, DirectCompute())[0]  # a keypoint model's face crop
+        named.append((image.name, decode_images([png])[0]))
+    if args.test_images:
+        dataset = args.dataset or model.card.get("dataset")
+        if not dataset:
+            print("error: --test-images needs --dataset (the card names none)", file=sys.stderr)
+            return 2
+        try:
+            subset = test_subset(dataset, args.test_images, args.data_dir)
+        except DatasetNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        named += [(name, subset[index][0]) for index, name in enumerate(test_image_names(subset))]
+    if not named:
+        print("error: no readable image was given (image files, or --test-images N)", file=sys.stderr)
+        return 2
+    options = {"integrated_gradients": {"n_steps": args.ig_steps}}
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not args.quiet:
+            print(f"[{done}/{total}] {label}", file=sys.stderr)
+
+    try:
+        table = trust_table(
+            model,
+            named,
+            args.method,
+            attribution_target(target),
+            steps=args.steps,
+            seed=args.seed,
+            resamples=args.resamples,
+            randomisation=not args.no_randomisation,
+            options=options,
+            progress=progress,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(trust_markdown(table))
+    print()
+    print(table.describe(METHOD_LABELS))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(table.to_rows(), handle, indent=2)
+    return 0
+
+
 def _cmd_gradio(args: argparse.Namespace) -> int:
     from crmn_viz.frontends.gradio_app import main as gradio_main
 
@@ -286,6 +386,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_ablate)
+
+    p = sub.add_parser(
+        "attribution-check",
+        help="faithfulness (deletion/insertion AUC vs a random map) and randomisation checks of attributions",
+    )
+    p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
+    p.add_argument("images", nargs="*", help="image files (and/or --test-images N)")
+    p.add_argument(
+        "--method",
+        nargs="+",
+        default=["integrated_gradients"],
+        choices=["saliency", "integrated_gradients", "gradient_shap", "occlusion", "gradcam"],
+        help="attribution method(s)",
+    )
+    p.add_argument(
+        "--target",
+        help="predicted (default), class:K, keypoint:K:x|y (keypoint models: keypoint:30:y), "
+        "gate:QUANTITY:UNIT:STEP",
+    )
+    p.add_argument("--test-images", type=int, default=0, help="also N test images spread over the test split")
+    p.add_argument("--data-dir", help="data root for --test-images (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--dataset", help="for --test-images; default: the dataset on the model card")
+    p.add_argument("--steps", type=int, default=32, help="points of each deletion/insertion curve")
+    p.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps")
+    p.add_argument("--no-randomisation", action="store_true", help="skip the randomisation test")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random map, weights and bootstrap")
+    p.add_argument("--json", help="write one row per image and method to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_attribution_check)
 
     p = sub.add_parser("gradio", help="launch the Gradio demo")
     p.add_argument("--host", default="127.0.0.1")

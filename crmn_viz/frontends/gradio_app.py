@@ -41,7 +41,7 @@ from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.inputs.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
-from crmn_viz.views import attribution, experiments, faces, memory, prediction, report, sweeps
+from crmn_viz.views import attribution, experiments, faces, memory, prediction, report, sweeps, trust
 from crmn_viz.views.applicability import ModelNeed, suggest_checkpoints
 from crmn_viz.views.attribution import METHOD_LABELS
 from crmn_viz.views.compute import DirectCompute
@@ -328,6 +328,63 @@ def attribute_handler(
     return _for_screen(shown.figure), summary
 
 
+def _attribution_check(
+    image: Any, checkpoint: str, method: str, target_class: float | None, steps: float, mode: str
+) -> tuple[Shown, Shown, dict[str, Any]]:
+    model = _model(checkpoint)
+    if method not in ATTRIBUTION_METHODS:
+        raise gr.Error(f"Choose one of {', '.join(ATTRIBUTION_METHODS)}.")
+    if mode not in ("cascading", "independent"):
+        raise gr.Error("Randomisation must be 'cascading' or 'independent'.")
+    options = (("n_steps", int(steps)),) if method == "integrated_gradients" else ()
+    target = ("predicted",) if target_class is None or target_class < 0 else ("class", int(target_class))
+    chosen = _selected(image)
+    try:
+        curves, references, curves_shown = trust.faithfulness_view(
+            model, chosen, method, target, options, 32, RUN
+        )
+        (check,), sanity_shown = trust.sanity_check_view(
+            model, chosen, [(method, options)], target, mode, RUN
+        )
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+    summary = {
+        "method": METHOD_LABELS.get(method, method),
+        "target": curves[0].target,
+        "score": curves[0].score_name,
+        "curves": [
+            {
+                "curve": f"{c.kind} ({c.order})",
+                "auc": round(float(c.auc), 4),
+                "random_auc": round(float(r.auc), 4),
+            }
+            for c, r in zip(curves, references)
+        ],
+        "randomisation": {
+            "mode": mode,
+            "stages": list(check.stages),
+            "spearman": [round(float(v), 4) for v in check.spearman],
+            "ssim": [round(float(v), 4) for v in check.ssim],
+        },
+        "random_logit": check.random_logit,
+    }
+    return curves_shown, sanity_shown, summary
+
+
+def attribution_check_handler(
+    image: Any,
+    checkpoint: str,
+    method: str,
+    target_class: float | None = None,
+    steps: float = 32,
+    mode: str = "cascading",
+) -> tuple[go.Figure, go.Figure, dict[str, Any]]:
+    """Can this map be trusted? Its deletion, insertion and ROAD curves beside a random map's, and
+    the model-parameter randomisation test (similarity per stage, the maps beneath)."""
+    curves, sanity, summary = _attribution_check(image, checkpoint, method, target_class, steps, mode)
+    return _for_screen(curves.figure), _for_screen(sanity.figure), summary
+
+
 def _keypoints(image: Any, checkpoint: str) -> tuple[Shown, list[list[list[float]]], TracedModel]:
     model = _model(checkpoint)
     if model.task != "keypoints":
@@ -571,6 +628,23 @@ def build_demo() -> gr.Blocks:
             _files_row(
                 attribute_files_handler, [attr_image, attr_ckpt, method, target, n_steps], "attribute_files"
             )
+            with gr.Accordion("Can I trust this map?", open=False):
+                gr.Markdown(
+                    "Faithfulness: the score as the map's most relevant pixels are removed (deletion, "
+                    "ROAD) or put back (insertion), beside a random map. Randomisation: the map of the "
+                    "model with its layers randomised, output first; a trustworthy map changes."
+                )
+                check_mode = gr.Radio(["cascading", "independent"], value="cascading", label="Randomisation")
+                check_button = gr.Button("Run the checks")
+                check_curves = gr.Plot(label="Faithfulness curves")
+                check_sanity = gr.Plot(label="Model-parameter randomisation")
+                check_info = gr.JSON(label="Areas under the curves and similarities")
+                check_button.click(
+                    on_gpu(attribution_check_handler),
+                    [attr_image, attr_ckpt, method, target, n_steps, check_mode],
+                    [check_curves, check_sanity, check_info],
+                    api_name="attribution_check",
+                )
         with gr.Tab("Face keypoints"):
             with gr.Row():
                 face_image = UploadedImage(label="Photo", sources=["upload", "webcam", "clipboard"])

@@ -321,6 +321,44 @@ class TracedModel(nn.Module):
         """Name -> probe module."""
         return {n: m for n, m in self.named_modules() if isinstance(m, Probe)}
 
+    def randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The parameter groups a model-randomisation sanity check redraws, output side first.
+
+        Each entry is ``(stage name, module-name prefixes)``; a parameter belongs to a group when
+        its name equals a prefix or starts with the prefix and a dot (so ``blocks.1`` does not
+        claim ``blocks.10``). A prefix may name a parameter-free module (an identity, an option-A
+        shortcut). Every parameter belongs to exactly one group, and the order is the cascading
+        order of Adebayo et al. (2018): the output layer first, the input side last. See
+        :func:`crmn_viz.analysis.sanity_checks.sanity_check`.
+
+        This default takes the top-level child modules that own parameters, last-defined first;
+        the architectures override it with their stages.
+        """
+        children = [name for name, child in self.named_children() if any(True for _ in child.parameters())]
+        return [(name, (name,)) for name in reversed(children)]
+
+    def randomisation_group_parameters(self) -> dict[str, list[str]]:
+        """Stage name -> names of the parameters in it (:meth:`randomisation_groups`, same order).
+
+        Raises:
+            ValueError: a parameter in no group or in more than one (a wrong group list).
+        """
+        groups = self.randomisation_groups()
+        members: dict[str, list[str]] = {stage: [] for stage, _ in groups}
+        for name, _ in self.named_parameters():
+            owners = [
+                stage
+                for stage, prefixes in groups
+                if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+            ]
+            if len(owners) != 1:
+                raise ValueError(
+                    f"parameter {name!r} is in {len(owners)} randomisation groups of this "
+                    f"{self.arch} model ({owners}); each must be in exactly one"
+                )
+            members[owners[0]].append(name)
+        return members
+
     def num_parameters(self) -> int:
         """Trainable parameter count (BatchNorm running statistics excluded)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -303,6 +303,11 @@ class CRMN(ResNetTrunk):
         """T = 3n LSTM steps, one per residual block."""
         return 3 * blocks_per_stage(self.config.depth)
 
+    def randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The "output" group (the linear head), "lstm" (the whole memory, eqs. 2-7), then the trunk's
+        stages 3, 2, 1 and the stem (see :meth:`trunk_randomisation_groups`)."""
+        return [("output", ("fc",)), ("lstm", ("lstm",)), *self.trunk_randomisation_groups()]
+
     def intervention_steps(self, name: str) -> int:
         """T = 3n for the LSTM's per-step quantities (``lstm.input``, ``lstm.forget_gate`` ...)."""
         stepwise = {probe.trace_name for probe in self.lstm.step_probes().values()}

@@ -214,6 +214,12 @@ class ReNet(TracedModel):
         self.logits = Probe()
         self.finalize()
 
+    def randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The "output" group (fully connected layers and classifier), then "layer K" ... "layer 1"
+        (each layer's vertical and horizontal sweeps)."""
+        layers = [(f"layer {k + 1}", (f"layers.{k}",)) for k in reversed(range(len(self.layers)))]
+        return [("output", ("fc", "classifier")), *layers]
+
     def _grid_sizes(self) -> list[tuple[int, int]]:
         """Patch-grid (rows, cols) of each layer."""
         _, height, width = self.input_shape

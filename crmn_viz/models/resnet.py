@@ -207,6 +207,20 @@ class ResNetTrunk(TracedModel):
         self.trunk_channels = widths[-1]
         self.stage_widths = widths
 
+    def trunk_randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The trunk's :meth:`randomisation_groups`, output side first: "stage 3" ... "stage 1", "stem".
+
+        Stage ``s`` holds its residual blocks (``stage_of_block``: n blocks of the 6n+2
+        network each). The pre-activation closing BatchNorm ``final_bn`` normalises the
+        stage 3 output and is put with stage 3; ``stem_bn`` goes with the stem conv.
+        """
+        groups = []
+        for stage in reversed(range(len(self.stage_widths))):
+            blocks = tuple(f"blocks.{k}" for k, owner in enumerate(self.stage_of_block) if owner == stage)
+            closing = ("final_bn",) if stage == len(self.stage_widths) - 1 else ()
+            groups.append((f"stage {stage + 1}", blocks + closing))
+        return [*groups, ("stem", ("stem", "stem_bn"))]
+
     def run_trunk(
         self, x: torch.Tensor, each_block: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -264,6 +278,10 @@ class ResNet(ResNetTrunk):
         init_resnet_weights(self)
         init_linear(self.fc)
         self.finalize()
+
+    def randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The "output" group (the linear layer), then the trunk's stages 3, 2, 1 and the stem."""
+        return [("output", ("fc",)), *self.trunk_randomisation_groups()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, final = self.run_trunk(x)

@@ -188,6 +188,25 @@ class RiR(TracedModel):
         self.logits = Probe()
         self.finalize()
 
+    def randomisation_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The "output" group (the linear layer), the stages last first, then "stem" (conv and BN).
+
+        Stage ``s`` holds the generalized blocks of its ``blocks_per_stage[s]`` RiR blocks
+        and their outer shortcuts; a stage without blocks has no group.
+        """
+        stages = []
+        first = 0
+        for stage, count in enumerate(self.config.blocks_per_stage):
+            prefixes: list[str] = []
+            for group in range(first, first + count):
+                prefixes += [f"blocks.{k}" for k in self.rir_groups[group]]
+                if self.outer_shortcuts is not None:
+                    prefixes.append(f"outer_shortcuts.{group}")
+            first += count
+            if prefixes:
+                stages.append((f"stage {stage + 1}", tuple(prefixes)))
+        return [("output", ("fc",)), *reversed(stages), ("stem", ("stem", "stem_bn"))]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=self.preferred_memory_format)  # same values, faster convolutions
         streams = F.relu(batch_norm_(self.stem_bn, self.stem(x)), inplace=True)

@@ -26,7 +26,17 @@ from crmn_viz.models.base import TracedModel
 from crmn_viz.tracing import Trace
 from crmn_viz.views.running import model_view, trace_images
 
-__all__ = ["WORK", "Box", "Compute", "DirectCompute", "TargetSpec", "attribution_target"]
+__all__ = [
+    "FAITHFULNESS_CURVES",
+    "PROGRESS_WORK",
+    "WORK",
+    "Box",
+    "Compute",
+    "DirectCompute",
+    "MethodOptions",
+    "TargetSpec",
+    "attribution_target",
+]
 
 Box = tuple[float, float, float, float]
 """A face box ``(x0, y0, x1, y1)`` in image pixels."""
@@ -51,6 +61,8 @@ def attribution_target(spec: TargetSpec) -> Any:
 
 
 Result = TypeVar("Result")
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, label)``: what long work reports as it goes."""
 Pngs = tuple[bytes, ...]
 
 
@@ -122,9 +134,7 @@ def _step_attribution(model: TracedModel, png: bytes, target: TargetSpec, n_step
     return step_attribution(model, decode_images([png])[0], attribution_target(target), n_steps)
 
 
-def _dataset_effect(
-    model: TracedModel, dataset: str, count: int, progress: Callable[[int, int, str], None] | None = None
-) -> Any:
+def _dataset_effect(model: TracedModel, dataset: str, count: int, progress: Progress | None = None) -> Any:
     """:func:`crmn_viz.analysis.experiments.dataset_effect` over ``count`` test images spread evenly
     over the test split (:func:`crmn_viz.views.test_images.test_subset`; the split is sorted by class).
 
@@ -138,6 +148,109 @@ def _dataset_effect(
     return dataset_effect(model, batches, progress=progress)
 
 
+def _sanity_check(
+    model: TracedModel,
+    png: bytes,
+    method: str,
+    target: TargetSpec,
+    options: tuple[tuple[str, Any], ...],
+    mode: str,
+) -> Any:
+    """:func:`crmn_viz.analysis.sanity_checks.sanity_check` of one method's map of one picture."""
+    from crmn_viz.analysis.sanity_checks import sanity_check
+
+    picture = decode_images([png])[0]
+    return sanity_check(model, picture, method, attribution_target(target), mode=mode, **dict(options))
+
+
+FAITHFULNESS_CURVES = (("deletion", "most"), ("insertion", "most"), ("road", "most"), ("road", "least"))
+"""The curves a view draws for one map: deletion, insertion, and ROAD both ways (kind, order)."""
+
+
+def _faithfulness(
+    model: TracedModel,
+    png: bytes,
+    method: str,
+    target: TargetSpec,
+    options: tuple[tuple[str, Any], ...],
+    steps: int,
+) -> tuple[list[Any], list[Any]]:
+    """The :data:`FAITHFULNESS_CURVES` of one method's map of one picture, and of a seeded random
+    map of the same shape (:func:`crmn_viz.analysis.faithfulness.faithfulness`)."""
+    from crmn_viz.analysis.attributions import attribute
+    from crmn_viz.analysis.faithfulness import faithfulness, random_attribution
+
+    picture = decode_images([png])[0]
+    result = attribute(model, picture, method, attribution_target(target), **dict(options))
+    reference = random_attribution(np.shape(result.map), seed=0)
+    curves, references = [], []
+    for kind, order in FAITHFULNESS_CURVES:
+        for values, into in ((result.map, curves), (reference, references)):
+            into.append(
+                faithfulness(
+                    model, picture, values, result.resolved_target, kind=kind, order=order, steps=steps
+                )
+            )
+    return curves, references
+
+
+MethodOptions = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+"""Per method, its attribution options: ``(("integrated_gradients", (("n_steps", 32),)), ...)``."""
+
+
+def _trust_table(
+    model: TracedModel,
+    images: tuple[tuple[str, bytes], ...],
+    methods: tuple[str, ...],
+    target: TargetSpec,
+    options: MethodOptions,
+    steps: int,
+    progress: Progress | None = None,
+) -> Any:
+    """:func:`crmn_viz.analysis.attribution_trust.trust_table` over named pictures (PNG bytes)."""
+    from crmn_viz.analysis.attribution_trust import trust_table
+
+    pictures = decode_images([png for _, png in images])
+    named = [(name, picture) for (name, _), picture in zip(images, pictures)]
+    return trust_table(
+        model,
+        named,
+        methods,
+        attribution_target(target),
+        steps=steps,
+        options={method: dict(chosen) for method, chosen in options},
+        progress=progress,
+    )
+
+
+def _trust_table_test(
+    model: TracedModel,
+    dataset: str,
+    count: int,
+    methods: tuple[str, ...],
+    target: TargetSpec,
+    options: MethodOptions,
+    steps: int,
+    progress: Progress | None = None,
+) -> Any:
+    """:func:`crmn_viz.analysis.attribution_trust.trust_table` over ``count`` test images spread
+    over the test split, named by their file names in the data set."""
+    from crmn_viz.analysis.attribution_trust import trust_table
+    from crmn_viz.views.test_images import test_image_names, test_subset
+
+    subset = test_subset(dataset, count)
+    named = [(name, subset[index][0]) for index, name in enumerate(test_image_names(subset))]
+    return trust_table(
+        model,
+        named,
+        methods,
+        attribution_target(target),
+        steps=steps,
+        options={method: dict(chosen) for method, chosen in options},
+        progress=progress,
+    )
+
+
 WORK: dict[Callable[..., Any], str] = {
     _trace: "Running the network…",
     _classify: "Classifying…",
@@ -149,10 +262,19 @@ WORK: dict[Callable[..., Any], str] = {
     _attribution: "Computing the attribution…",
     _experiment: "Running the experiment…",
     _step_attribution: "Integrating gradients over every block…",
-    _dataset_effect: "Running every experiment over the test images…",
+    _sanity_check: "Randomising the model stage by stage and attributing again…",
+    _faithfulness: "Deleting and inserting pixels in the map's order…",
 }
 """Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
 may say while it runs ("" for work too quick to mention)."""
+
+PROGRESS_WORK: dict[Callable[..., Any], str] = {
+    _dataset_effect: "Running every experiment over the test images…",
+    _trust_table: "Checking every method on every image…",
+    _trust_table_test: "Checking every method on the test images…",
+}
+"""Long work functions that take a last ``progress`` argument, handed to
+:meth:`Compute.call_with_progress`, with the title of their progress bar."""
 
 
 class Compute:
@@ -163,6 +285,11 @@ class Compute:
 
     def call(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
         """Run ``work(model, *arguments)``; ``work`` is one of :data:`WORK`, the arguments hashable."""
+        return work(model, *arguments)
+
+    def call_with_progress(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
+        """Run ``work(model, *arguments)``, one of :data:`PROGRESS_WORK` (a front end may pass a
+        progress callback as its last argument and keep the result)."""
         return work(model, *arguments)
 
     def trace(
@@ -230,7 +357,47 @@ class Compute:
 
     def dataset_effect(self, model: TracedModel, dataset: str, count: int) -> Any:
         """Accuracy (or NME) intact and under each standard experiment over ``count`` test images."""
-        return self.call(_dataset_effect, model, dataset, int(count))
+        return self.call_with_progress(_dataset_effect, model, dataset, int(count))
+
+    def sanity_check(
+        self,
+        model: TracedModel,
+        png: bytes,
+        method: str,
+        target: TargetSpec,
+        options: tuple[tuple[str, Any], ...],
+        mode: str,
+    ) -> Any:
+        """The model-parameter randomisation test of one method's map of one picture."""
+        return self.call(_sanity_check, model, png, method, tuple(target), tuple(options), str(mode))
+
+    def faithfulness(
+        self,
+        model: TracedModel,
+        png: bytes,
+        method: str,
+        target: TargetSpec,
+        options: tuple[tuple[str, Any], ...],
+        steps: int,
+    ) -> tuple[list[Any], list[Any]]:
+        """Deletion, insertion and ROAD curves of one method's map, and of a random map."""
+        return self.call(_faithfulness, model, png, method, tuple(target), tuple(options), int(steps))
+
+    def trust_table(
+        self,
+        model: TracedModel,
+        images: tuple[tuple[str, bytes], ...] | tuple[str, int],
+        methods: Sequence[str],
+        target: TargetSpec,
+        options: MethodOptions,
+        steps: int,
+    ) -> Any:
+        """Every method's faithfulness over many pictures: ``(name, PNG bytes)`` pairs, or
+        ``(data set, count)`` test images spread over the test split."""
+        chosen = (tuple(methods), tuple(target), tuple(options), int(steps))
+        if len(images) == 2 and isinstance(images[0], str):
+            return self.call_with_progress(_trust_table_test, model, images[0], int(images[1]), *chosen)  # type: ignore[arg-type]
+        return self.call_with_progress(_trust_table, model, tuple(images), *chosen)
 
 
 DirectCompute = Compute

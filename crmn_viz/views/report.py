@@ -21,11 +21,18 @@ from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.memory_quantities import MEMORY_QUANTITIES
 from crmn_viz.models.base import TracedModel
 from crmn_viz.provenance import Provenance
-from crmn_viz.views import attribution, experiments, faces, memory, prediction, streams, sweeps
+from crmn_viz.views import attribution, experiments, faces, memory, prediction, streams, sweeps, trust
 from crmn_viz.views.compute import Compute, DirectCompute, TargetSpec
 from crmn_viz.views.shown import Shown
 
-__all__ = ["ReportFigure", "experiment_figures", "figures_for_image", "report_figures", "write_report"]
+__all__ = [
+    "ReportFigure",
+    "experiment_figures",
+    "figures_for_image",
+    "report_figures",
+    "trust_figures",
+    "write_report",
+]
 
 MEMORY_HEATMAPS = tuple(
     name for name, quantity in MEMORY_QUANTITIES.items() if quantity.kind in ("gate", "cell")
@@ -120,11 +127,31 @@ def report_figures(
         )
     target = NOSE_TIP_Y if model.task == "keypoints" else ("predicted",)
     for method in REPORT_ATTRIBUTIONS:
-        options = (("n_steps", ig_steps),) if method == "integrated_gradients" else ()
-        shown = attribution.attribution_view(model, image, method, target, options, run)[1]
+        shown = attribution.attribution_view(
+            model, image, method, target, _report_options(method, ig_steps), run
+        )[1]
         figures.append(ReportFigure(f"attribution_{method}", shown))
+    figures += trust_figures(model, image, target, ig_steps, run)
     figures += experiment_figures(model, seen[0], target, ig_steps, run)
     return figures
+
+
+def trust_figures(
+    model: TracedModel, image: SelectedImage, target: TargetSpec, ig_steps: int, compute: Compute
+) -> list[ReportFigure]:
+    """The checks of a report's attribution maps: the faithfulness curves of the integrated
+    gradients map (beside a random map's) and the cascading randomisation test of both maps."""
+    methods = [(method, _report_options(method, ig_steps)) for method in REPORT_ATTRIBUTIONS]
+    _, _, curves = trust.faithfulness_view(model, image, *methods[0][:1], target, methods[0][1], 32, compute)
+    _, sanity = trust.sanity_check_view(model, image, methods, target, "cascading", compute)
+    return [
+        ReportFigure("attribution_faithfulness", curves),
+        ReportFigure("attribution_sanity_check", sanity),
+    ]
+
+
+def _report_options(method: str, ig_steps: int) -> tuple[tuple[str, int], ...]:
+    return (("n_steps", ig_steps),) if method == "integrated_gradients" else ()
 
 
 def experiment_figures(

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset, Subset
 
 from crmn_viz.data import build_dataset
 
-__all__ = ["test_subset"]
+__all__ = ["test_image_names", "test_subset"]
 
 
 def test_subset(dataset: str, count: int, data_dir: str | Path | None = None) -> Dataset:
@@ -23,3 +23,16 @@ def test_subset(dataset: str, count: int, data_dir: str | Path | None = None) ->
     size = len(full)  # type: ignore[arg-type]
     count = max(1, min(count, size))
     return Subset(full, [round(k * size / count) for k in range(count)])
+
+
+def test_image_names(subset: Dataset) -> list[str]:
+    """The file name of every image of a :func:`test_subset`: the member name inside the data
+    set's archive or folder (e.g. ``test/cat/0001.jpg``) where the data set keeps one, else
+    ``"<data set> test image <index>"``."""
+    full = getattr(subset, "dataset", subset)
+    indices = list(getattr(subset, "indices", range(len(subset))))  # type: ignore[arg-type]
+    samples = getattr(full, "samples", None)
+    if samples is not None:
+        return [str(samples[index][0]) for index in indices]
+    label = type(full).__name__
+    return [f"{label} test image {index}" for index in indices]

@@ -29,8 +29,11 @@ import torch
 
 import crmn_viz
 import crmn_viz.figures as figures
+from crmn_viz.analysis.attribution_trust import TrustRow, trust_table_from_rows
 from crmn_viz.analysis.experiments import DatasetEffect, EffectRow
+from crmn_viz.analysis.faithfulness import FaithfulnessCurve
 from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
+from crmn_viz.analysis.sanity_checks import SanityCheckResult
 from crmn_viz.analysis.step_attribution import StepAttribution
 from crmn_viz.figures import (
     export_figure,
@@ -41,6 +44,7 @@ from crmn_viz.figures import (
     plot_dataset_effect,
     plot_experiment_heatmaps,
     plot_experiment_readout,
+    plot_faithfulness_curves,
     plot_gate_comparison,
     plot_gate_heatmap,
     plot_gate_statistics,
@@ -49,12 +53,14 @@ from crmn_viz.figures import (
     plot_memory_animation,
     plot_patch_grid,
     plot_prediction_bar,
+    plot_sanity_check,
     plot_step_attribution,
     plot_stepwise_keypoints,
     plot_stepwise_probabilities,
     plot_stream_maps,
     plot_stream_norms,
     plot_sweep_maps,
+    plot_trust_summary,
 )
 from tests.conftest import random_input, tiny_model
 
@@ -129,7 +135,65 @@ class Case:
     build: Callable[[SimpleNamespace], go.Figure]
 
 
+def _curve(kind: str, order: str, seed: int) -> FaithfulnessCurve:
+    scores = np.sort(np.random.default_rng(seed).uniform(size=9))[:: -1 if kind != "insertion" else 1]
+    fractions = np.linspace(0, 1, 9)
+    return FaithfulnessCurve(
+        kind,
+        order,
+        fractions,
+        scores,
+        float(np.trapezoid(scores, fractions)),
+        "probability of class 3 (cat)",
+        "logit of class 3 (cat)",
+        {"score": "probability"},
+    )
+
+
+def _sanity(method: str, seed: int) -> SanityCheckResult:
+    rng = np.random.default_rng(seed)
+    stages = ["output", "lstm", "stage 3", "stage 2", "stage 1", "stem"]
+    return SanityCheckResult(
+        "cascading",
+        method,
+        "logit of class 3 (cat)",
+        stages,
+        np.linspace(0.9, 0.05, 6),
+        np.linspace(0.8, 0.1, 6),
+        [rng.uniform(size=(6, 5)) for _ in stages],
+        rng.uniform(size=(6, 5)),
+        None,
+        {},
+    )
+
+
+def _trust_rows() -> list[TrustRow]:
+    rng = np.random.default_rng(7)
+    return [
+        TrustRow(f"img{k}.png", method, "logit of class 3 (cat)", *rng.uniform(size=4), None)
+        for k in range(5)
+        for method in ("saliency", "gradcam")
+    ]
+
+
 CASES: dict[str, Case] = {
+    "faithfulness curves": Case(
+        "plot_faithfulness_curves",
+        lambda i: plot_faithfulness_curves(
+            [_curve("deletion", "most_relevant_first", 1), _curve("insertion", "most_relevant_first", 2)],
+            [_curve("deletion", "most_relevant_first", 3), _curve("insertion", "most_relevant_first", 4)],
+            "saliency",
+        ),
+    ),
+    "sanity check": Case(
+        "plot_sanity_check", lambda i: plot_sanity_check([_sanity("saliency", 1), _sanity("gradcam", 2)])
+    ),
+    "trust summary": Case(
+        "plot_trust_summary",
+        lambda i: plot_trust_summary(
+            trust_table_from_rows(_trust_rows(), ["saliency", "gradcam"], 32, 200, 0)
+        ),
+    ),
     "experiment heatmaps": Case(
         "plot_experiment_heatmaps",
         lambda i: plot_experiment_heatmaps(i.crmn, i.crmn_clamped, "cell", image_index=1, units=[0, 2]),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
@@ -461,3 +462,21 @@ def test_the_demo_draws_wide_figures_with_readable_choices(zoo, cifar_image):
     assert ["forget gate f", "forget_gate"] in choices["Quantity"]
     assert ["Integrated gradients", "integrated_gradients"] in choices["Method"]
     assert ["layer 0", 0] in choices["Layer"]
+
+
+def test_the_attribution_check_handler_shows_curves_and_the_randomisation_test(zoo, cifar_image):
+    curves, sanity, summary = gradio_app.attribution_check_handler(
+        cifar_image, "crmn-tiny", "saliency", -1, 32, "cascading"
+    )
+    assert isinstance(curves, go.Figure) and isinstance(sanity, go.Figure)
+    assert [entry["curve"] for entry in summary["curves"]][:2] == [
+        "deletion (most_relevant_first)",
+        "insertion (most_relevant_first)",
+    ]
+    assert summary["randomisation"]["stages"][0] == "output"
+    assert len(summary["randomisation"]["spearman"]) == len(summary["randomisation"]["stages"])
+    assert summary["random_logit"] is not None
+    with pytest.raises(gr.Error, match="cascading"):
+        gradio_app.attribution_check_handler(cifar_image, "crmn-tiny", "saliency", -1, 32, "sideways")
+    with pytest.raises(gr.Error, match="Choose one of"):
+        gradio_app.attribution_check_handler(cifar_image, "crmn-tiny", "magic", -1, 32, "cascading")

@@ -29,7 +29,7 @@ from crmn_viz.inputs.selection import SelectedImage, decode_images
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 from crmn_viz.views import model_info, test_images
-from crmn_viz.views.compute import WORK, Compute, Result, _dataset_effect
+from crmn_viz.views.compute import PROGRESS_WORK, WORK, Compute, Result
 
 Pngs = tuple[bytes, ...]
 
@@ -149,37 +149,39 @@ class CachedCompute(Compute):
         """See :meth:`crmn_viz.views.compute.Compute.call`."""
         return _CACHED_WORK[work](model, model_key(model), *arguments)
 
-    def dataset_effect(self, model: TracedModel, dataset: str, count: int) -> Any:
-        """The dataset effect, with a progress bar (one step per experiment's pass) while it runs.
+    def call_with_progress(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
+        """Long work (:data:`~crmn_viz.views.compute.PROGRESS_WORK`) with a progress bar while it runs.
 
-        Kept in :data:`_DATASET_EFFECTS`, not ``st.cache_data``: a cached function may not update
-        an element drawn outside it, and the bar must move while the passes run.
+        Kept in :data:`_LONG_RESULTS`, not ``st.cache_data``: a cached function may not update an
+        element drawn outside it, and the bar must move while the work runs. Keyed like the
+        caches: the work, :func:`model_key` and the hashable arguments.
         """
-        request = (model_key(model), dataset, int(count))
-        with _DATASET_EFFECTS_LOCK:
-            if request in _DATASET_EFFECTS:
-                _DATASET_EFFECTS.move_to_end(request)
-                return _DATASET_EFFECTS[request]
-        bar = st.progress(0.0, text="Running every experiment over the test images…")
+        request = (work.__name__, model_key(model), arguments)
+        with _LONG_RESULTS_LOCK:
+            if request in _LONG_RESULTS:
+                _LONG_RESULTS.move_to_end(request)
+                return _LONG_RESULTS[request]
+        title = PROGRESS_WORK[work]
+        bar = st.progress(0.0, text=title)
 
-        def progress(done: int, total: int, title: str) -> None:
-            bar.progress(done / max(total, 1), text=f"{title}: pass {done} of {total}")
+        def progress(done: int, total: int, label: str) -> None:
+            bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: {done} of {total}")
 
         try:
-            effect = _dataset_effect(model, dataset, int(count), progress)
+            result = work(model, *arguments, progress)
         finally:
             bar.empty()
-        with _DATASET_EFFECTS_LOCK:
-            _DATASET_EFFECTS[request] = effect
-            while len(_DATASET_EFFECTS) > _DATASET_EFFECTS_KEPT:
-                _DATASET_EFFECTS.popitem(last=False)
-        return effect
+        with _LONG_RESULTS_LOCK:
+            _LONG_RESULTS[request] = result
+            while len(_LONG_RESULTS) > _LONG_RESULTS_KEPT:
+                _LONG_RESULTS.popitem(last=False)
+        return result
 
 
-_DATASET_EFFECTS: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
-"""Dataset effects computed in this process, by (model key, data set, image count), newest last."""
-_DATASET_EFFECTS_KEPT = 8
-_DATASET_EFFECTS_LOCK = threading.Lock()
+_LONG_RESULTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+"""Results of long work computed in this process, by (work, model key, arguments), newest last."""
+_LONG_RESULTS_KEPT = 8
+_LONG_RESULTS_LOCK = threading.Lock()
 
 
 CACHED = CachedCompute()
