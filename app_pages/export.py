@@ -105,13 +105,16 @@ if st.button("Prepare the files", type="primary", disabled=not chosen or not for
         for name in chosen
     ]
     try:
-        with st.spinner("Drawing the figures…"):
-            st.session_state["export_result"] = (
-                request,
-                export_bundle(
+        st.session_state["export_result"] = (
+            request,
+            compute.run_heavy(
+                "Drawing the figures…",
+                lambda: export_bundle(
                     items, formats, columns, dpi, keep_title, include_data, single_file=single and not as_zip
                 ),
-            )
+                ("export", request),
+            ),
+        )
     except (FigureExportError, ValueError) as err:
         st.session_state.pop("export_result", None)
         st.error(f"The export failed: {err}")

@@ -112,7 +112,7 @@ def page_body() -> None:
                 entries = list_gallery(dataset) or list_gallery()
                 gallery = [SelectedImage.from_path(e.path, label=e.label) for e in entries]
                 labels = class_labels([image.label for image in gallery], class_names)
-                stats = compute.gate_statistics_images(model, key, tuple(i.png for i in gallery), labels)
+                stats = run.gate_statistics_images(model, gallery, labels)
                 stats_images, stats_source = gallery, "gallery"
                 st.caption(f"{stats.count} gallery images, grouped by their {stats.label_source} class.")
             else:
@@ -131,7 +131,7 @@ def page_body() -> None:
                 wanted = st.session_state.get("lstm_stats_test")
                 if wanted:
                     try:
-                        stats = compute.gate_statistics_test(model, key, dataset, wanted)
+                        stats = run.gate_statistics_test(model, dataset, wanted)
                         stats_images, stats_source = [], f"{dataset} test set ({wanted} requested)"
                         st.caption(
                             f"{stats.count} test images spread over every class, grouped by true class."

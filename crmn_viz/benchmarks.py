@@ -1255,6 +1255,14 @@ def bench_faithfulness_cost(quick: bool, device: torch.device, repeats: int) -> 
     return results
 
 
+def bench_load(quick: bool, device: torch.device, repeats: int) -> list[BenchResult]:
+    """17. The app under load: 8 heavy browser sessions and a light one (load_bench, issue #25)."""
+    from crmn_viz.load_bench import bench_load as run_load
+
+    del device  # the app picks its own device
+    return run_load(quick, repeats)
+
+
 BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = {
     "trace": bench_trace_overhead,
     "lstm": bench_crmn_lstm_interface,
@@ -1271,6 +1279,7 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device, int], list[BenchResult]]] = 
     "interventions": bench_interventions,
     "batched-attribute": bench_batched_gradcam,
     "faithfulness": bench_faithfulness_cost,
+    "load": bench_load,
 }
 
 

@@ -77,6 +77,12 @@ class Limits:
         max_metadata_bytes: Largest safetensors ``__metadata__`` (keys + values), bytes.
         max_parameters: Most values (parameters and buffers) a checkpoint's model may have.
         max_tensors: Most tensors a checkpoint's weights file or model may have.
+        max_concurrent_jobs: Heavy jobs (attributions, dataset passes, experiments, export
+            bundles) a server runs at once; the others wait in a fair queue
+            (:mod:`crmn_viz.jobs`). 0 sizes it from the machine: one per GPU, else one per
+            two CPU cores.
+        max_result_cache_bytes: Bytes of results a server keeps for all its visitors together
+            (:class:`crmn_viz.jobs.ResultCache`); a larger result is refused with a message.
     """
 
     max_upload_bytes: int = _limit(15 * 1024 * 1024, "largest uploaded image file, bytes (15 MiB)")
@@ -100,6 +106,12 @@ class Limits:
     max_metadata_bytes: int = _limit(65_536, "largest safetensors __metadata__, bytes", minimum=0)
     max_parameters: int = _limit(300_000_000, "most values (parameters + buffers) of a checkpoint's model")
     max_tensors: int = _limit(20_000, "most tensors in a checkpoint")
+    max_concurrent_jobs: int = _limit(
+        0, "heavy jobs run at once by a server (0: one per GPU, else one per two CPU cores)", minimum=0
+    )
+    max_result_cache_bytes: int = _limit(
+        512 * 1024 * 1024, "bytes of results a server keeps for its visitors (512 MiB)"
+    )
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):

@@ -38,6 +38,7 @@ def test_quick_benchmarks_run_and_outputs_match():
         "interventions",
         "batched-attribute",
         "faithfulness",
+        "load",
     ]
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
     assert all(r.baseline_s > 0 and r.candidate_s > 0 for r in results)

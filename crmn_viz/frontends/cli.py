@@ -136,8 +136,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     print(markdown_table(hardware, results))
     if args.json:
+        report = {"hardware": hardware, "results": [r.__dict__ for r in results]}
+        if not args.only or "load" in args.only:
+            from crmn_viz.load_bench import LAST_REPORT
+
+            if LAST_REPORT:  # the load benchmark's own fields (sessions, errors, latencies, memory)
+                report["load"] = dict(LAST_REPORT)
         with open(args.json, "w") as handle:
-            json.dump({"hardware": hardware, "results": [r.__dict__ for r in results]}, handle, indent=2)
+            json.dump(report, handle, indent=2, default=str)
     mismatched = [f"{r.group} {r.case}" for r in results if not r.outputs_match]
     if mismatched:
         print(f"outputs differ in: {mismatched}", file=sys.stderr)

@@ -696,7 +696,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)
-    build_demo().queue(default_concurrency_limit=2).launch(
+    from crmn_viz.jobs import configure_threads, default_job_slots
+
+    slots = default_job_slots()  # CRMN_VIZ_MAX_CONCURRENT_JOBS, else from the CPU or GPUs
+    configure_threads(slots)
+    build_demo().queue(default_concurrency_limit=slots).launch(
         server_name=args.host,
         server_port=args.port,
         show_error=True,

@@ -4,9 +4,11 @@ A view never runs the network itself: it asks a :class:`Compute` for traces, pre
 faces or attributions of :class:`~crmn_viz.inputs.selection.SelectedImage` objects. Every
 method hands one module-level *work function* and its hashable arguments (the images as their
 canonical PNG bytes) to :meth:`Compute.call`. The base class runs the work at once (the CLI,
-Gradio, tests); the Streamlit front end overrides only :meth:`Compute.call`, answering from
-``st.cache_data`` keyed on the model's :func:`~crmn_viz.checkpoints.checkpoint_key` and those
-bytes, so a display-only change reruns no network and no method is written twice.
+Gradio, tests); the Streamlit front end overrides only :meth:`Compute.call` (and
+:meth:`Compute.call_with_progress`), answering from one byte-budgeted result cache keyed on the
+model's :func:`~crmn_viz.checkpoints.checkpoint_key` and those bytes, and sending
+:data:`HEAVY_WORK` through the server's fair job queue, so a display-only change reruns no
+network and no method is written twice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from crmn_viz.views.running import model_view, trace_images
 
 __all__ = [
     "FAITHFULNESS_CURVES",
+    "HEAVY_WORK",
     "PROGRESS_WORK",
     "WORK",
     "Box",
@@ -268,6 +271,31 @@ WORK: dict[Callable[..., Any], str] = {
 """Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
 may say while it runs ("" for work too quick to mention)."""
 
+
+def _gate_statistics_images(model: TracedModel, pngs: Pngs, labels: tuple[int | None, ...]) -> Any:
+    """:func:`crmn_viz.analysis.gate_statistics` over pictures, grouped by their true class when
+    every label is known."""
+    from crmn_viz.analysis.statistics import gate_statistics
+
+    pictures = decode_images(pngs)
+    items: Any = list(zip(pictures, labels)) if all(label is not None for label in labels) else pictures
+    return gate_statistics(model, items, by_class=True, progress=False, batch_size=64)
+
+
+def _gate_statistics_test(model: TracedModel, dataset: str, count: int) -> Any:
+    """:func:`crmn_viz.analysis.gate_statistics` over ``count`` test images spread over every class."""
+    from crmn_viz.analysis.statistics import gate_statistics
+    from crmn_viz.limits import LIMITS
+    from crmn_viz.views.test_images import test_subset
+
+    most = LIMITS.max_statistics_images
+    subset = test_subset(dataset, min(count, most))
+    return gate_statistics(model, subset, by_class=True, progress=False, batch_size=100, max_images=most)
+
+
+WORK[_gate_statistics_images] = "Collecting gate statistics…"
+WORK[_gate_statistics_test] = "Collecting gate statistics over test images…"
+
 PROGRESS_WORK: dict[Callable[..., Any], str] = {
     _dataset_effect: "Running every experiment over the test images…",
     _trust_table: "Checking every method on every image…",
@@ -275,6 +303,22 @@ PROGRESS_WORK: dict[Callable[..., Any], str] = {
 }
 """Long work functions that take a last ``progress`` argument, handed to
 :meth:`Compute.call_with_progress`, with the title of their progress bar."""
+
+HEAVY_WORK: frozenset[Callable[..., Any]] = frozenset(
+    {
+        _attribution,
+        _experiment,
+        _step_attribution,
+        _sanity_check,
+        _faithfulness,
+        _gate_statistics_images,
+        _gate_statistics_test,
+        *PROGRESS_WORK,
+    }
+)
+"""Work a server shares out through its bounded job queue (:mod:`crmn_viz.jobs`): attributions,
+experiments, checks and dataset passes. Everything else (one traced forward, predictions, faces,
+crops) is light and never waits behind it."""
 
 
 class Compute:
@@ -354,6 +398,16 @@ class Compute:
     def step_attribution(self, model: TracedModel, png: bytes, target: TargetSpec, n_steps: int) -> Any:
         """Integrated gradients of ``target`` per block (x_l and block outputs) for one picture."""
         return self.call(_step_attribution, model, png, tuple(target), int(n_steps))
+
+    def gate_statistics_images(
+        self, model: TracedModel, images: Sequence[SelectedImage], labels: Sequence[int | None]
+    ) -> Any:
+        """Per-step, per-unit gate statistics over the images (by true class when all are labelled)."""
+        return self.call(_gate_statistics_images, model, _pngs(images), tuple(labels))
+
+    def gate_statistics_test(self, model: TracedModel, dataset: str, count: int) -> Any:
+        """Gate statistics over ``count`` test images of ``dataset`` spread over every class."""
+        return self.call(_gate_statistics_test, model, dataset, int(count))
 
     def dataset_effect(self, model: TracedModel, dataset: str, count: int) -> Any:
         """Accuracy (or NME) intact and under each standard experiment over ``count`` test images."""

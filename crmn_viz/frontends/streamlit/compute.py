@@ -1,19 +1,20 @@
-"""Cached calls into the core library.
+"""Cached calls into the core library, shared fairly by every session of the server.
 
-Models load once per process (``st.cache_resource``); results are computed once per
-(model, images, options) (``st.cache_data``): the model is passed as an unhashed ``_model``
-next to its ``model_key`` (architecture + the digests of the weights and card bytes actually
-read, the same in every session; never a card's claim), and
-images as their canonical PNG bytes, so the cache keys on the pixels themselves. Widgets
-that only change a display (opacity, units, which image) hit these caches and never run
-the network again.
+Models load once per process (``st.cache_resource``). View results are computed once per
+(model, images, options) and kept in one byte-budgeted :class:`~crmn_viz.jobs.ResultCache`
+(:data:`RESULTS`), keyed on the model's :func:`model_key` (architecture + the digests of the
+weights and card bytes actually read, the same in every session; never a card's claim) and a
+digest of the arguments (images as their canonical PNG bytes), so the cache keys on the pixels
+themselves. Widgets that only change a display (opacity, units, which image) hit the cache and
+never run the network again. Heavy work (attributions, checks, experiments, dataset passes,
+export bundles) waits its turn in the process's one :class:`~crmn_viz.jobs.JobQueue`
+(:data:`JOBS`); light work never waits behind it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,15 @@ from typing import Any
 import streamlit as st
 
 import crmn_viz
-from crmn_viz import analysis
 from crmn_viz.checkpoints import checkpoint_key
 from crmn_viz.figures import browser_available as _browser_available
 from crmn_viz.inputs import uploads
-from crmn_viz.inputs.selection import SelectedImage, decode_images
+from crmn_viz.inputs.selection import SelectedImage
+from crmn_viz.jobs import JobCancelled, JobQueue, ResultCache, ResultTooLarge, default_job_slots
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
-from crmn_viz.views import model_info, test_images
-from crmn_viz.views.compute import PROGRESS_WORK, WORK, Compute, Result
+from crmn_viz.views import model_info
+from crmn_viz.views.compute import HEAVY_WORK, PROGRESS_WORK, WORK, Compute, Result
 
 Pngs = tuple[bytes, ...]
 
@@ -102,86 +103,137 @@ def summary(_model: TracedModel, key: str) -> model_info.ArchitectureSummary:
     return model_info.architecture_summary(_model)
 
 
-@st.cache_data(max_entries=16, show_spinner="Collecting gate statistics…")
-def gate_statistics_images(
-    _model: TracedModel, key: str, pngs: Pngs, labels: tuple[int | None, ...]
-) -> analysis.GateStatistics:
-    """Gate statistics over chosen images, grouped by their true class when every label is known."""
-    pictures = decode_images(pngs)
-    items: Any = list(zip(pictures, labels)) if all(label is not None for label in labels) else pictures
-    return analysis.gate_statistics(_model, items, by_class=True, progress=False, batch_size=64)
+# --------------------------------------------------------------------------- heavy work and results
+
+JOBS = JobQueue(default_job_slots())
+"""The process's one queue of heavy work, shared by every session (:mod:`crmn_viz.jobs`)."""
+
+RESULTS = ResultCache(LIMITS.max_result_cache_bytes)
+"""Every view result of every session, by (work, :func:`model_key`, digest of the arguments),
+within ``CRMN_VIZ_MAX_RESULT_CACHE_BYTES``."""
+
+_MISSING = object()
 
 
-@st.cache_data(max_entries=8, show_spinner="Collecting gate statistics over test images…")
-def gate_statistics_test(_model: TracedModel, key: str, dataset: str, count: int) -> analysis.GateStatistics:
-    """Gate statistics over ``count`` test images of ``dataset`` spread over every class."""
-    subset = test_images.test_subset(dataset, min(count, LIMITS.max_statistics_images))
-    return analysis.gate_statistics(
-        _model, subset, by_class=True, progress=False, batch_size=100, max_images=LIMITS.max_statistics_images
-    )
+def _request_key(work: Callable[..., Any], model: TracedModel, arguments: tuple[Any, ...]) -> tuple[str, ...]:
+    """What a result is kept under: the work, the model's digests, and a digest of the arguments
+    (the images' PNG bytes, options), so the key is the pixels and settings, never a file's claim."""
+    digest = hashlib.sha256(pickle.dumps(arguments, protocol=5)).hexdigest()
+    return (work.__qualname__, model_key(model), digest)
 
 
-# --------------------------------------------------------------------------- for the views
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else "no-session"
 
 
-def _cached(work: Callable[..., Any], spinner: str) -> Callable[..., Any]:
-    """``work`` as an ``st.cache_data`` function of ``(_model, key, *arguments)``."""
-
-    def cached(_model: TracedModel, key: str, *arguments: Any) -> Any:
-        del key  # the model's part of the cache key
-        return work(_model, *arguments)
-
-    cached.__qualname__ = cached.__name__ = f"cached{work.__name__}"  # one cache per work function
-    return st.cache_data(cached, max_entries=32, show_spinner=spinner or False)
+def _ask_cancel(flag: str) -> None:
+    st.session_state[flag] = True
 
 
-_CACHED_WORK = {work: _cached(work, spinner) for work, spinner in WORK.items()}
+def cancel_flag(request: Any) -> str:
+    """The session-state flag a request's Cancel button sets (the next run stops the request)."""
+    return "crmn_viz_cancel_" + hashlib.sha256(repr(request).encode()).hexdigest()[:16]
+
+
+def run_heavy(title: str, compute: Callable[[], Result], request: Any) -> Result:
+    """Run ``compute`` in turn through :data:`JOBS`: while it waits the page says
+    "waiting: N requests ahead" with a Cancel button; a cancelled request, or a result too large
+    to keep, stops here with a message, and the queue runs on.
+
+    Args:
+        title: what is computed, e.g. "Computing the attribution…".
+        compute: the work.
+        request: a key of the request (names its Cancel button across reruns).
+    """
+    flag = cancel_flag(request)
+    if st.session_state.pop(flag, False):
+        st.warning("Cancelled. Change a setting (or press its button again) to ask once more.")
+        st.stop()
+    holder = st.empty()
+    parts: dict[str, Any] = {}
+
+    def waiting(ahead: int) -> None:
+        if not parts:
+            box = holder.container()
+            parts["message"] = box.empty()
+            box.button("Cancel", key=flag + "_button", on_click=_ask_cancel, args=(flag,))
+        parts["message"].info(
+            f"waiting: {ahead} request{'s' * (ahead != 1)} ahead ({title.rstrip('…')})", icon="⏳"
+        )
+
+    try:
+        with JOBS.slot(_session_id(), on_wait=waiting):
+            holder.empty()
+            with st.spinner(title or "Computing…"):
+                return compute()
+    except JobCancelled as err:
+        holder.empty()
+        st.warning(f"{title.rstrip('…')}: {err}.")
+        st.stop()
+    except ResultTooLarge as err:
+        holder.empty()
+        st.error(f"The result is refused: {err}")
+        st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover  (st.stop raises)
 
 
 class CachedCompute(Compute):
-    """The views' :class:`~crmn_viz.views.compute.Compute`, answered from ``st.cache_data``.
+    """The views' :class:`~crmn_viz.views.compute.Compute`, answered from :data:`RESULTS`.
 
-    Every call is keyed on :func:`model_key` (digests of what was read) and the work's hashable
-    arguments (the images' PNG bytes), so a display-only change of any page reruns no network.
+    Every call is keyed on :func:`model_key` (digests of what was read) and a digest of the
+    work's arguments (the images' PNG bytes), so a display-only change of any page reruns no
+    network. Heavy work (:data:`~crmn_viz.views.compute.HEAVY_WORK`) waits its turn in
+    :data:`JOBS`; light work runs at once.
     """
 
     def call(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
         """See :meth:`crmn_viz.views.compute.Compute.call`."""
-        return _CACHED_WORK[work](model, model_key(model), *arguments)
+        key = _request_key(work, model, arguments)
+        found = RESULTS.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+
+        def compute() -> Result:
+            return RESULTS.get_or_compute(key, lambda: work(model, *arguments))
+
+        if work in HEAVY_WORK:
+            return run_heavy(WORK[work], compute, key)
+        try:
+            if WORK[work]:
+                with st.spinner(WORK[work]):
+                    return compute()
+            return compute()
+        except ResultTooLarge as err:
+            st.error(f"The result is refused: {err}")
+            st.stop()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def call_with_progress(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
-        """Long work (:data:`~crmn_viz.views.compute.PROGRESS_WORK`) with a progress bar while it runs.
+        """Long work (:data:`~crmn_viz.views.compute.PROGRESS_WORK`): in turn, with a progress bar.
 
-        Kept in :data:`_LONG_RESULTS`, not ``st.cache_data``: a cached function may not update an
-        element drawn outside it, and the bar must move while the work runs. Keyed like the
-        caches: the work, :func:`model_key` and the hashable arguments.
+        The bar is drawn by this script run and moves while the work runs.
         """
-        request = (work.__name__, model_key(model), arguments)
-        with _LONG_RESULTS_LOCK:
-            if request in _LONG_RESULTS:
-                _LONG_RESULTS.move_to_end(request)
-                return _LONG_RESULTS[request]
+        key = _request_key(work, model, arguments)
+        found = RESULTS.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
         title = PROGRESS_WORK[work]
-        bar = st.progress(0.0, text=title)
 
-        def progress(done: int, total: int, label: str) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: {done} of {total}")
+        def compute() -> Result:
+            bar = st.progress(0.0, text=title)
 
-        try:
-            result = work(model, *arguments, progress)
-        finally:
-            bar.empty()
-        with _LONG_RESULTS_LOCK:
-            _LONG_RESULTS[request] = result
-            while len(_LONG_RESULTS) > _LONG_RESULTS_KEPT:
-                _LONG_RESULTS.popitem(last=False)
-        return result
+            def progress(done: int, total: int, label: str) -> None:
+                bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: {done} of {total}")
 
+            try:
+                return RESULTS.get_or_compute(key, lambda: work(model, *arguments, progress))
+            finally:
+                bar.empty()
 
-_LONG_RESULTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-"""Results of long work computed in this process, by (work, model key, arguments), newest last."""
-_LONG_RESULTS_KEPT = 8
-_LONG_RESULTS_LOCK = threading.Lock()
+        return run_heavy(title, compute, key)
 
 
 CACHED = CachedCompute()

@@ -2,7 +2,8 @@
 
 ``streamlit run app.py`` finds the :class:`streamlit.App` that ``app.py`` builds when the server
 imports it, and serves ``app.py`` itself as the script of every session. Its :func:`lifespan`
-runs before the server accepts a connection: it imports the figure stack and loads the zoo's
+runs before the server accepts a connection: it sets PyTorch's threads for the server's job
+queue (:func:`crmn_viz.jobs.configure_threads`), imports the figure stack and loads the zoo's
 default checkpoint (the sidebar's first entry) into the process-wide model cache
 (:func:`crmn_viz.frontends.streamlit.compute.zoo_model`) on the device the sidebar will use, and
 computes the Overview page's views for the sidebar's default images into the shared result
@@ -63,6 +64,11 @@ def load_default_checkpoint() -> str | None:
 async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
     """The :class:`streamlit.App` lifespan: preload before serving, nothing to undo after."""
     del app
+    from crmn_viz.frontends.streamlit.compute import JOBS
+    from crmn_viz.jobs import configure_threads
+
+    threads = configure_threads(JOBS.slots)  # once per process, before any job runs
+    LOGGER.info("crmn-viz: %d heavy job(s) at once, %d torch thread(s) each", JOBS.slots, threads)
     name = load_default_checkpoint()
     LOGGER.info("crmn-viz: default checkpoint %s loaded", name)
     yield {"default_checkpoint": name}
