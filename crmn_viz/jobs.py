@@ -34,7 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "Ticket",
     "configure_threads",
     "default_job_slots",
+    "lowered_priority",
     "size_of",
     "threads_per_job",
 ]
@@ -234,6 +235,34 @@ class JobQueue:
             yield ticket
         finally:
             self.release(ticket)
+
+
+HEAVY_NICENESS = 10
+"""How much lower the operating system's priority of a thread running a heavy job is (Unix
+``nice``), so the scheduler serves light requests first when the cores are busy."""
+
+
+@contextmanager
+def lowered_priority(step: int = HEAVY_NICENESS) -> Iterator[None]:
+    """Run the block with this thread's scheduling priority lowered by ``step`` (Linux: a thread's
+    own nice value; elsewhere, or when not allowed, nothing changes).
+
+    Afterwards the old priority is restored where the process may raise priority again (root, or
+    ``CAP_SYS_NICE``); otherwise the thread stays lowered, which only ever makes it yield more.
+    A single-threaded PyTorch job computes in this thread, so the whole job yields.
+    """
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, before + step))
+    except (AttributeError, OSError):  # not Unix, or not allowed
+        yield
+        return
+    try:
+        yield
+    finally:
+        with suppress(OSError):  # an unprivileged process may not raise its priority again
+            os.setpriority(os.PRIO_PROCESS, tid, before)
 
 
 # --------------------------------------------------------------------------- results

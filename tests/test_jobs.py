@@ -157,3 +157,25 @@ def test_concurrent_askers_of_one_key_compute_it_once():
     for thread in threads:
         thread.join(10)
     assert len(calls) == 1 and len(results) == 6 and all(r is results[0] for r in results)
+
+
+def test_a_heavy_job_runs_at_a_lower_priority_and_gets_it_back():
+    import os
+
+    from crmn_viz.jobs import HEAVY_NICENESS, lowered_priority
+
+    seen = {}
+
+    def job() -> None:
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        with lowered_priority():
+            seen["during"] = os.getpriority(os.PRIO_PROCESS, tid)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join(10)
+    assert seen["during"] == min(19, seen["before"] + HEAVY_NICENESS)
+    if os.geteuid() == 0:  # only a privileged process may raise a priority again
+        assert seen["after"] == seen["before"]

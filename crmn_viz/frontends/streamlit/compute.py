@@ -26,7 +26,14 @@ from crmn_viz.checkpoints import checkpoint_key
 from crmn_viz.figures import browser_available as _browser_available
 from crmn_viz.inputs import uploads
 from crmn_viz.inputs.selection import SelectedImage
-from crmn_viz.jobs import JobCancelled, JobQueue, ResultCache, ResultTooLarge, default_job_slots
+from crmn_viz.jobs import (
+    JobCancelled,
+    JobQueue,
+    ResultCache,
+    ResultTooLarge,
+    default_job_slots,
+    lowered_priority,
+)
 from crmn_viz.limits import LIMITS
 from crmn_viz.models.base import TracedModel
 from crmn_viz.views import model_info
@@ -87,11 +94,20 @@ def browser_available() -> bool:
 # --------------------------------------------------------------------------- images
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
 def decode_upload(name: str, data: bytes, source: str = "upload") -> SelectedImage | str:
-    """An uploaded image, or the error message that says why it was refused."""
-    result = uploads.decode_image_uploads([(name, data)], source=source)
-    return result.images[0] if result.images else result.errors[0]
+    """An uploaded image, or the error message that says why it was refused.
+
+    Kept in :data:`RESULTS` (byte budget) by the digest of the bytes, the name and the source."""
+    key = ("decode_upload", hashlib.sha256(data).hexdigest(), name, source)
+
+    def decode() -> SelectedImage | str:
+        result = uploads.decode_image_uploads([(name, data)], source=source)
+        return result.images[0] if result.images else result.errors[0]
+
+    try:
+        return RESULTS.get_or_compute(key, decode)
+    except ResultTooLarge as err:
+        return f"{name}: refused, {err}"
 
 
 # --------------------------------------------------------------------------- results
@@ -161,13 +177,14 @@ def run_heavy(title: str, compute: Callable[[], Result], request: Any) -> Result
             parts["message"] = box.empty()
             box.button("Cancel", key=flag + "_button", on_click=_ask_cancel, args=(flag,))
         parts["message"].info(
-            f"waiting: {ahead} request{'s' * (ahead != 1)} ahead ({title.rstrip('…')})", icon="⏳"
+            f"waiting: {ahead} request{'s' * (ahead != 1)} ahead ({title.rstrip('…')})",
+            icon=":material/hourglass_top:",
         )
 
     try:
         with JOBS.slot(_session_id(), on_wait=waiting):
             holder.empty()
-            with st.spinner(title or "Computing…"):
+            with st.spinner(title or "Computing…"), lowered_priority():
                 return compute()
     except JobCancelled as err:
         holder.empty()
@@ -177,7 +194,22 @@ def run_heavy(title: str, compute: Callable[[], Result], request: Any) -> Result
         holder.empty()
         st.error(f"The result is refused: {err}")
         st.stop()
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        holder.empty()
+        st.error(
+            f"{title.rstrip('…')}: the server ran out of memory for this request ({err}). Ask for "
+            "fewer images, steps or samples; other visitors' requests go on."
+        )
+        st.stop()
     raise AssertionError("unreachable")  # pragma: no cover  (st.stop raises)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """A CPU or GPU allocation failure (PyTorch raises RuntimeError or torch.OutOfMemoryError)."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 class CachedCompute(Compute):
