@@ -211,19 +211,9 @@ def _trust_table(
     progress: Progress | None = None,
 ) -> Any:
     """:func:`crmn_viz.analysis.attribution_trust.trust_table` over named pictures (PNG bytes)."""
-    from crmn_viz.analysis.attribution_trust import trust_table
-
     pictures = decode_images([png for _, png in images])
     named = [(name, picture) for (name, _), picture in zip(images, pictures)]
-    return trust_table(
-        model,
-        named,
-        methods,
-        attribution_target(target),
-        steps=steps,
-        options={method: dict(chosen) for method, chosen in options},
-        progress=progress,
-    )
+    return _checked_table(model, named, methods, target, options, steps, progress)
 
 
 def _trust_table_test(
@@ -238,20 +228,27 @@ def _trust_table_test(
 ) -> Any:
     """:func:`crmn_viz.analysis.attribution_trust.trust_table` over ``count`` test images spread
     over the test split, named by their file names in the data set."""
-    from crmn_viz.analysis.attribution_trust import trust_table
     from crmn_viz.views.test_images import test_image_names, test_subset
 
     subset = test_subset(dataset, count)
     named = [(name, subset[index][0]) for index, name in enumerate(test_image_names(subset))]
-    return trust_table(
-        model,
-        named,
-        methods,
-        attribution_target(target),
-        steps=steps,
-        options={method: dict(chosen) for method, chosen in options},
-        progress=progress,
-    )
+    return _checked_table(model, named, methods, target, options, steps, progress)
+
+
+def _checked_table(
+    model: TracedModel,
+    named: list[tuple[str, Any]],
+    methods: tuple[str, ...],
+    target: TargetSpec,
+    options: MethodOptions,
+    steps: int,
+    progress: Progress | None,
+) -> Any:
+    from crmn_viz.analysis.attribution_trust import trust_table
+
+    chosen = {method: dict(values) for method, values in options}
+    target_object = attribution_target(target)
+    return trust_table(model, named, methods, target_object, steps=steps, options=chosen, progress=progress)
 
 
 WORK: dict[Callable[..., Any], str] = {
