@@ -11,7 +11,7 @@ pytest.importorskip("streamlit")
 from tests.app.test_app import charts, open_app, texts
 
 
-@pytest.mark.parametrize("checkpoint", ["tiny-crmn", "tiny-renet"])
+@pytest.mark.parametrize("checkpoint", ["tiny-crmn", "tiny-renet", "tiny-faces", "tiny-rir"])
 def test_the_checks_draw_curves_and_the_randomisation_test(zoo: Path, checkpoint: str) -> None:
     at = open_app("attributions", checkpoint)
     before = charts(at)
