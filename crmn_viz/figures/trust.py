@@ -127,9 +127,12 @@ def plot_sanity_check(
                 col=col,
             )
             axis = fig.get_subplot(index + 2, col)
-            fig.update_xaxes(showticklabels=False, showgrid=False, showline=False, row=index + 2, col=col)
+            fig.update_xaxes(
+                showticklabels=False, ticks="", showgrid=False, showline=False, row=index + 2, col=col
+            )
             fig.update_yaxes(
                 showticklabels=False,
+                ticks="",
                 showgrid=False,
                 showline=False,
                 autorange="reversed",
@@ -151,7 +154,9 @@ def plot_sanity_check(
         ssim=[meta[result.method]["ssim"] for result in results],
     )
     default = 2.4 + 0.75 * len(results)
-    return finish_figure(fig, columns, height_in, default, legend_lines=max(1, len(results)))
+    styled = finish_figure(fig, columns, height_in, default, legend_lines=max(1, len(results)))
+    styled.layout.margin.b = max(styled.layout.margin.b or 0, 12)  # room under the last row of maps
+    return styled
 
 
 def plot_faithfulness_curves(
