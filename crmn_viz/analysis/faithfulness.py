@@ -48,6 +48,12 @@ Conventions (the same for all three kinds):
   ``seed``, drawn step after step). When all pixels are removed (fraction 1) the system is
   singular (every constant solves it): the image's per-channel mean colour is used.
 
+Why not Quantus's ``PixelFlipping`` and ``ROAD`` metrics themselves: they score class outputs
+only (these curves also run for a keypoint coordinate or an LSTM gate unit), and the curves here
+must batch every step's image into one forward pass. The tests cross-check them where the
+definitions meet: the deletion curve against ``PixelFlipping`` and the imputation against
+Quantus's ``noisy_linear_imputation``, both to 1e-6.
+
 Cost: all ``steps + 1`` inputs are built on the model's device and scored in chunks of at
 most ``max_batch`` under ``torch.no_grad()`` in eval mode: exactly
 ``ceil((steps + 1) / max_batch)`` forward passes (one for ``steps=32``, ``max_batch=64``).

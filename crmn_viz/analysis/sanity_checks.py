@@ -28,6 +28,12 @@ name, so a group gets the same random values in both modes and at every cascadin
 Maps: a [C, H, W] attribution becomes ``sum_c |a_c|`` [H, W]; a Grad-CAM [H, W] map its
 absolute value. Spearman compares the flattened maps; SSIM compares them after dividing each
 by its maximum (scaled to [0, 1]; an all-zero map stays zero), with ``data_range=1``.
+
+Why not Quantus's ``MPRT`` itself: it randomises the modules it finds one by one (its own order
+and re-initialisation), not the model's own stages (output, LSTM, stages, stem), and it explains
+class outputs only, while these checks must also run for a keypoint coordinate and an LSTM gate
+unit at a step. What can be compared is compared in the tests: the Spearman and SSIM functions
+against Quantus's similarity functions, scipy and scikit-image.
 """
 
 from __future__ import annotations
