@@ -214,21 +214,49 @@ class _Server:
     log: Path
 
 
-def _wait_until_healthy(server: _Server, timeout: float = 120.0) -> None:
+def _wait_until_healthy(label: str, url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+        if process.poll() is not None:
             raise RuntimeError(
-                f"streamlit ({server.label}) exited with code {server.process.returncode}: "
-                f"{server.log.read_text()[-1500:]}"
+                f"streamlit ({label}) exited with code {process.returncode}: {log.read_text()[-1500:]}"
             )
         try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.3)
-    raise TimeoutError(f"streamlit ({server.label}) did not become healthy")
+    raise TimeoutError(f"streamlit ({label}) did not become healthy")
+
+
+@contextlib.contextmanager
+def streamlit_server(
+    label: str, app_dir: Path, env: dict[str, str], port: int, log_path: Path, timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    """A fresh ``streamlit run app.py`` of ``app_dir`` (headless, 127.0.0.1:``port``, through
+    :data:`_LAUNCHER`, which counts network evaluations only when ``env`` asks for it).
+
+    Yields ``(url, process)`` once the server is healthy; stops it by its PID on the way out.
+    """
+    command = [
+        sys.executable, "-c", _LAUNCHER, "run", "app.py",
+        "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(label, url, process, log_path, timeout)
+        yield url, process
+    finally:
+        process.terminate()  # this server's PID only
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
 
 
 @contextlib.contextmanager
@@ -244,24 +272,8 @@ def _serve(label: str, app_dir: Path, zoo: Path, scratch: Path) -> Iterator[_Ser
         "CRMN_VIZ_BENCH_FORWARDS": str(forwards),
         "CRMN_VIZ_BENCH_RUNS": str(runs),
     }
-    command = [
-        sys.executable, "-c", _LAUNCHER, "run", "app.py",
-        "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = _Server(label, f"http://127.0.0.1:{port}", process, forwards, runs, log_path)
-    try:
-        _wait_until_healthy(server)
-        yield server
-    finally:
-        process.terminate()  # this server's PID only
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+    with streamlit_server(label, app_dir, env, port, log_path) as (url, process):
+        yield _Server(label, url, process, forwards, runs, log_path)
 
 
 def _drive(plan: dict[str, Any], scratch: Path, timeout: float) -> tuple[list[dict[str, Any]], str | None]:

@@ -60,6 +60,7 @@ from crmn_viz.browser_bench import (
     _free_port,
     browser_tools_missing,
     hardware_line,
+    streamlit_server,
 )
 
 __all__ = ["load_tools_missing", "results_from", "run_load_bench"]
@@ -73,22 +74,17 @@ FULL = {"rounds": 20, "steps_key": "End", "heavy_timeout_s": 900.0}  # End: the 
 QUICK = {"sessions": 2, "rounds": 2, "steps_key": "ArrowLeft", "heavy_timeout_s": 180.0}  # 64 -> 56 steps
 STATS_COUNT = 500  # test images for the first statistics request; each next one asks for 50 more
 
-# The app's own folder first on sys.path, so a `before` checkout runs its own crmn_viz.
-_LAUNCHER = (
-    "import os, sys; sys.path.insert(0, os.getcwd()); "
-    "from streamlit.web.cli import main; main(prog_name='streamlit')"
-)
-
 
 def load_tools_missing(app_dir: Path = REPO) -> str | None:
     """Why the load benchmark cannot run here (None when it can)."""
     if not DRIVER.exists():
         return f"no {DRIVER.relative_to(REPO)} here (crmn-viz installed without its repository)"
-    if not (Path(app_dir) / "app.py").exists():
-        return f"no app.py in {app_dir}"
+    missing = browser_tools_missing(Path(app_dir))  # app.py, Node.js, Chromium, playwright-core
+    if missing:
+        return missing
     if not (Path(app_dir) / "checkpoints" / f"{CHECKPOINT}.json").exists():
         return f"no {CHECKPOINT} checkpoint in {Path(app_dir) / 'checkpoints'}"
-    return browser_tools_missing()
+    return None
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -144,30 +140,14 @@ class _RssSampler(threading.Thread):
 @contextlib.contextmanager
 def _serve(app_dir: Path, port: int, scratch: Path, data_dir: str | None) -> Iterator[tuple[str, int]]:
     """A fresh ``streamlit run app.py`` on 127.0.0.1:port; yields (url, pid); stopped by its PID."""
-    from crmn_viz.browser_bench import _Server, _wait_until_healthy
-
     env = {**os.environ, "CRMN_VIZ_CHECKPOINT_DIR": str(app_dir / "checkpoints")}
+    for variable in ("CRMN_VIZ_BENCH_FORWARDS", "CRMN_VIZ_BENCH_RUNS"):  # no counting here
+        env.pop(variable, None)
     if data_dir is not None:
         env["CRMN_VIZ_DATA_DIR"] = str(data_dir)
     log_path = scratch / f"streamlit-{port}.log"
-    command = [
-        sys.executable, "-c", _LAUNCHER, "run", "app.py",
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(_Server("load", url, process, scratch, scratch, log_path), timeout=180.0)
+    with streamlit_server("load", app_dir, env, port, log_path, timeout=180.0) as (url, process):
         yield url, process.pid
-    finally:
-        process.terminate()  # this server's PID only
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
 
 
 def _has_test_set(app_dir: Path, data_dir: str | None) -> bool:

@@ -89,7 +89,6 @@ def plot_sanity_check(
         vertical_spacing=0.1 / rows + 0.04,
         horizontal_spacing=0.012,
     )
-    meta: dict[str, dict[str, list[float]]] = {}
     for index, result in enumerate(results):
         name = labels.get(result.method, result.method)
         colour, _ = line_style(index)
@@ -109,7 +108,6 @@ def plot_sanity_check(
                 row=1,
                 col=1,
             )
-        meta[result.method] = {"spearman": spearman[1:], "ssim": ssim[1:]}
         for col, values in enumerate([result.trained_map, *result.maps], start=1):
             fig.add_trace(
                 go.Heatmap(
@@ -150,8 +148,8 @@ def plot_sanity_check(
         target=results[0].target,
         stages=stages,
         methods=[result.method for result in results],
-        spearman=[meta[result.method]["spearman"] for result in results],
-        ssim=[meta[result.method]["ssim"] for result in results],
+        spearman=[[float(v) for v in result.spearman] for result in results],
+        ssim=[[float(v) for v in result.ssim] for result in results],
     )
     default = 2.4 + 0.75 * len(results)
     styled = finish_figure(fig, columns, height_in, default, legend_lines=max(1, len(results)))

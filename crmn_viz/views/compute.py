@@ -2,7 +2,7 @@
 
 A view never runs the network itself: it asks a :class:`Compute` for traces, predictions,
 faces or attributions of :class:`~crmn_viz.inputs.selection.SelectedImage` objects. Every
-method hands one module-level *work function* and its hashable arguments (the images as their
+method hands one module-level *work function* and its picklable arguments (the images as their
 canonical PNG bytes) to :meth:`Compute.call`. The base class runs the work at once (the CLI,
 Gradio, tests); the Streamlit front end overrides only :meth:`Compute.call` (and
 :meth:`Compute.call_with_progress`), answering from one byte-budgeted result cache keyed on the
@@ -70,7 +70,7 @@ Pngs = tuple[bytes, ...]
 
 
 # --------------------------------------------------------------------------- work functions
-# Pure functions of the model and hashable arguments: what a front end may cache.
+# Pure functions of the model and picklable arguments: what a front end may cache (keyed on them).
 
 
 def _trace(model: TracedModel, pngs: Pngs, names: tuple[str, ...] | None) -> Trace:
@@ -170,25 +170,18 @@ FAITHFULNESS_CURVES = (("deletion", "most"), ("insertion", "most"), ("road", "mo
 """The curves a view draws for one map: deletion, insertion, and ROAD both ways (kind, order)."""
 
 
-def _faithfulness(
-    model: TracedModel,
-    png: bytes,
-    method: str,
-    target: TargetSpec,
-    options: tuple[tuple[str, Any], ...],
-    steps: int,
-) -> tuple[list[Any], list[Any]]:
-    """The :data:`FAITHFULNESS_CURVES` of one method's map of one picture, and of a seeded random
-    map of the same shape (:func:`crmn_viz.analysis.faithfulness.faithfulness`)."""
-    from crmn_viz.analysis.attributions import attribute
-    from crmn_viz.analysis.faithfulness import faithfulness, random_attribution
+def _faithfulness(model: TracedModel, png: bytes, result: Any, steps: int) -> tuple[list[Any], list[Any]]:
+    """The :data:`FAITHFULNESS_CURVES` of one attribution map (an ``AttributionResult`` of the
+    picture) and of a seeded random map of the same shape: deletion and insertion from one batch
+    (:func:`crmn_viz.analysis.faithfulness.deletion_and_insertion`), ROAD both ways."""
+    from crmn_viz.analysis.faithfulness import deletion_and_insertion, faithfulness, random_attribution
 
     picture = decode_images([png])[0]
-    result = attribute(model, picture, method, attribution_target(target), **dict(options))
     reference = random_attribution(np.shape(result.map), seed=0)
     curves, references = [], []
-    for kind, order in FAITHFULNESS_CURVES:
-        for values, into in ((result.map, curves), (reference, references)):
+    for values, into in ((result.map, curves), (reference, references)):
+        into.extend(deletion_and_insertion(model, picture, values, result.resolved_target, steps=steps))
+        for kind, order in FAITHFULNESS_CURVES[2:]:
             into.append(
                 faithfulness(
                     model, picture, values, result.resolved_target, kind=kind, order=order, steps=steps
@@ -251,24 +244,6 @@ def _checked_table(
     return trust_table(model, named, methods, target_object, steps=steps, options=chosen, progress=progress)
 
 
-WORK: dict[Callable[..., Any], str] = {
-    _trace: "Running the network…",
-    _classify: "Classifying…",
-    _stepwise: "Decoding every LSTM step…",
-    _faces: "Finding the face and its keypoints…",
-    _face_steps: "Reading the face after every block…",
-    _face_crop: "Cutting out the face…",
-    _model_view: "",
-    _attribution: "Computing the attribution…",
-    _experiment: "Running the experiment…",
-    _step_attribution: "Integrating gradients over every block…",
-    _sanity_check: "Randomising the model stage by stage and attributing again…",
-    _faithfulness: "Deleting and inserting pixels in the map's order…",
-}
-"""Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
-may say while it runs ("" for work too quick to mention)."""
-
-
 def _gate_statistics_images(model: TracedModel, pngs: Pngs, labels: tuple[int | None, ...]) -> Any:
     """:func:`crmn_viz.analysis.gate_statistics` over pictures, grouped by their true class when
     every label is known."""
@@ -290,8 +265,25 @@ def _gate_statistics_test(model: TracedModel, dataset: str, count: int) -> Any:
     return gate_statistics(model, subset, by_class=True, progress=False, batch_size=100, max_images=most)
 
 
-WORK[_gate_statistics_images] = "Collecting gate statistics…"
-WORK[_gate_statistics_test] = "Collecting gate statistics over test images…"
+WORK: dict[Callable[..., Any], str] = {
+    _trace: "Running the network…",
+    _classify: "Classifying…",
+    _stepwise: "Decoding every LSTM step…",
+    _faces: "Finding the face and its keypoints…",
+    _face_steps: "Reading the face after every block…",
+    _face_crop: "Cutting out the face…",
+    _model_view: "",
+    _attribution: "Computing the attribution…",
+    _experiment: "Running the experiment…",
+    _step_attribution: "Integrating gradients over every block…",
+    _sanity_check: "Randomising the model stage by stage and attributing again…",
+    _faithfulness: "Deleting and inserting pixels in the map's order…",
+    _gate_statistics_images: "Collecting gate statistics…",
+    _gate_statistics_test: "Collecting gate statistics over test images…",
+}
+"""Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
+may say while it runs ("" for work too quick to mention)."""
+
 
 PROGRESS_WORK: dict[Callable[..., Any], str] = {
     _dataset_effect: "Running every experiment over the test images…",
@@ -325,7 +317,7 @@ class Compute:
     """
 
     def call(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
-        """Run ``work(model, *arguments)``; ``work`` is one of :data:`WORK`, the arguments hashable."""
+        """Run ``work(model, *arguments)``; ``work`` is one of :data:`WORK`, the arguments picklable."""
         return work(model, *arguments)
 
     def call_with_progress(self, work: Callable[..., Result], model: TracedModel, *arguments: Any) -> Result:
@@ -431,24 +423,37 @@ class Compute:
         options: tuple[tuple[str, Any], ...],
         steps: int,
     ) -> tuple[list[Any], list[Any]]:
-        """Deletion, insertion and ROAD curves of one method's map, and of a random map."""
-        return self.call(_faithfulness, model, png, method, tuple(target), tuple(options), int(steps))
+        """Deletion, insertion and ROAD curves of one method's map, and of a random map (the map is
+        :meth:`attribution`'s, so a front end that caches computes it once for both)."""
+        result = self.attribution(model, png, method, target, options)
+        return self.call(_faithfulness, model, png, result, int(steps))
 
     def trust_table(
         self,
         model: TracedModel,
-        images: tuple[tuple[str, bytes], ...] | tuple[str, int],
+        images: tuple[tuple[str, bytes], ...],
         methods: Sequence[str],
         target: TargetSpec,
         options: MethodOptions,
         steps: int,
     ) -> Any:
-        """Every method's faithfulness over many pictures: ``(name, PNG bytes)`` pairs, or
-        ``(data set, count)`` test images spread over the test split."""
+        """Every method's faithfulness over named pictures, ``(name, PNG bytes)`` pairs."""
         chosen = (tuple(methods), tuple(target), tuple(options), int(steps))
-        if len(images) == 2 and isinstance(images[0], str):
-            return self.call_with_progress(_trust_table_test, model, images[0], int(images[1]), *chosen)  # type: ignore[arg-type]
         return self.call_with_progress(_trust_table, model, tuple(images), *chosen)
+
+    def trust_table_test(
+        self,
+        model: TracedModel,
+        dataset: str,
+        count: int,
+        methods: Sequence[str],
+        target: TargetSpec,
+        options: MethodOptions,
+        steps: int,
+    ) -> Any:
+        """Every method's faithfulness over ``count`` test images spread over the test split."""
+        chosen = (tuple(methods), tuple(target), tuple(options), int(steps))
+        return self.call_with_progress(_trust_table_test, model, dataset, int(count), *chosen)
 
 
 DirectCompute = Compute

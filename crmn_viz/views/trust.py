@@ -137,7 +137,7 @@ def trust_table_view(
     """
     chosen = tuple((method, dict(options).get(method, ())) for method in methods)
     if isinstance(images, tuple) and len(images) == 2 and isinstance(images[0], str):
-        table = compute.trust_table(model, images, methods, target, chosen, steps)
+        table = compute.trust_table_test(model, images[0], int(images[1]), methods, target, chosen, steps)
         name, source = f"{images[0]}_{images[1]}_test", f"{images[1]} {images[0]} test images"
         shown_images = []
     else:
