@@ -47,6 +47,13 @@ if __name__ == "__main__":
         st.Page(
             "app_pages/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"
         ),
+        st.Page("app_pages/blocks.py", title="Blocks", icon=":material/view_column:", url_path="blocks"),
+        st.Page(
+            "app_pages/population.py", title="Population", icon=":material/groups:", url_path="population"
+        ),
+        st.Page(
+            "app_pages/compare.py", title="CRMN vs ResNet", icon=":material/compare:", url_path="compare"
+        ),
         st.Page(
             "app_pages/attributions.py",
             title="Attributions",

@@ -7,7 +7,7 @@ from crmn_viz.data import DatasetNotFoundError
 from crmn_viz.figures.memory import LSTM_QUANTITY_LABELS
 from crmn_viz.frontends.streamlit import compute
 from crmn_viz.frontends.streamlit.figures import show
-from crmn_viz.frontends.streamlit.state import image_picker, page_start
+from crmn_viz.frontends.streamlit.state import FOCUS_UNITS, image_picker, page_start
 from crmn_viz.inputs.gallery import list_gallery
 from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.limits import LIMITS
@@ -42,16 +42,20 @@ def page_body() -> None:
             "Quantity", LSTM_QUANTITIES, format_func=LSTM_QUANTITY_LABELS.get, index=1, key="lstm_gate"
         )
     with controls[2]:
+        focus = st.session_state.pop(FOCUS_UNITS, None)  # "show unit 37" from the Population page
+        if focus:
+            st.session_state["lstm_units_mode"] = "Pick"
+            st.session_state["lstm_units_pick"] = [unit for unit in focus if unit < hidden]
+        st.session_state.setdefault("lstm_units_mode", "All")
+        st.session_state.setdefault("lstm_units_pick", list(range(min(hidden, 8))))
         mode = st.segmented_control(
-            "Memory units", ["All", "Range", "Pick"], default="All", required=True, key="lstm_units_mode"
+            "Memory units", ["All", "Range", "Pick"], required=True, key="lstm_units_mode"
         )
         if mode == "Range":
             low, high = st.slider("Units", 0, hidden - 1, (0, min(hidden, 32) - 1), key="lstm_units_range")
             units = list(range(low, high + 1))
         elif mode == "Pick":
-            units = st.multiselect(
-                "Units", range(hidden), default=list(range(min(hidden, 8))), key="lstm_units_pick"
-            )
+            units = st.multiselect("Units", range(hidden), key="lstm_units_pick")
             units = units or None
         else:
             units = None

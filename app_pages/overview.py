@@ -5,7 +5,7 @@ import streamlit as st
 from crmn_viz.frontends.streamlit import compute
 from crmn_viz.frontends.streamlit.figures import show
 from crmn_viz.frontends.streamlit.state import image_picker, page_start
-from crmn_viz.views import faces, prediction
+from crmn_viz.views import faces, prediction, training_curves
 from crmn_viz.views.model_info import card_summary
 
 selection = page_start(
@@ -70,7 +70,9 @@ def page_body() -> None:
     facts[3].metric("Keypoints" if summary.task == "keypoints" else "Classes", summary.outputs)
     st.caption(summary.title)
 
-    card_tab, trace_tab, config_tab = st.tabs(["Model card", "Trace names", "Configuration"])
+    card_tab, trace_tab, config_tab, curves_tab = st.tabs(
+        ["Model card", "Trace names", "Configuration", "Training curves"]
+    )
     with card_tab:
         st.dataframe(
             [{"field": field, "value": value} for field, value in card_summary(selection.card).items()],
@@ -88,6 +90,11 @@ def page_body() -> None:
             st.dataframe(summary.lstm_taps, hide_index=True, width="stretch")
     with config_tab:
         st.json(summary.config)
+    with curves_tab:
+        try:
+            show(training_curves.training_curves_view([selection.name]), key="overview_curves")
+        except (FileNotFoundError, ValueError) as err:
+            st.caption(f"No training log for this checkpoint ({err}).")
 
 
 page_body()

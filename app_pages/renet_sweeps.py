@@ -80,5 +80,30 @@ def page_body() -> None:
     with right:
         context_reach()
 
+    gates = sweeps.renet_gate_names(model, layer)
+    if gates:
+
+        @st.fragment
+        def sweep_gates() -> None:
+            """The gate picker reruns only this section."""
+            st.subheader("Gates of the four sweeps")
+            gate = st.segmented_control(
+                "Gate",
+                gates,
+                default=gates[0],
+                required=True,
+                key="renet_gate",
+                format_func=lambda name: name.replace("_", " "),
+            )
+            st.caption(
+                "Each sweep's gate at every patch, averaged over the sweep's hidden units; beneath, the "
+                "spread of each unit's mean over the patches. Here a GRU computes "
+                "h_t = (1 − u_t) h_{t−1} + u_t h̃_t: an update gate near 0 carries the sweep's state past "
+                "the patch, near 1 it writes the patch's candidate."
+            )
+            show(sweeps.sweep_gates_view(model, image, layer, gate, run), key="renet_gates")
+
+        sweep_gates()
+
 
 page_body()

@@ -272,7 +272,8 @@ def size_of(value: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
     """Bytes a result holds: the buffers of its tensors and arrays, its bytes and strings, plus
     the containers and fields around them (dataclasses, mappings, sequences, ``__dict__``).
 
-    A tensor or array counts its elements times their size once, however often it is referenced.
+    A tensor or array counts its elements times their size once, however often it is referenced;
+    a memory-mapped array (a population pass kept on disk) counts as one page.
     """
     seen = set() if _seen is None else _seen
     if id(value) in seen or _depth > 12:
@@ -281,6 +282,8 @@ def size_of(value: Any, _seen: set[int] | None = None, _depth: int = 0) -> int:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         return int(value.nelement() * value.element_size())
+    if isinstance(value, np.memmap):  # its elements live in a file on disk, not in the process
+        return 4096
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
     if isinstance(value, (bytes, bytearray, memoryview, str)):

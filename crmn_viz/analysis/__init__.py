@@ -11,6 +11,13 @@
   insertion and ROAD curves; :func:`crmn_viz.trust_table`: both over many images.
 * :func:`gate_statistics`: streaming per-step, per-unit mean/std of the CRMN's gates and
   cell state over a data set, overall and per class.
+* Populations of units over a data set (import from the modules; ``crmn_viz`` re-exports the
+  main functions): :mod:`~crmn_viz.analysis.population` (one streaming, shardable pass that
+  records every unit, kept on disk by the weights' digest; exemplars and nearest trajectories),
+  :mod:`~crmn_viz.analysis.selectivity` (unit x class selectivity with bootstrap intervals),
+  :mod:`~crmn_viz.analysis.probes` (linear probes per block and per memory step),
+  :mod:`~crmn_viz.analysis.comparison` (a CRMN beside its own ResNet),
+  :mod:`~crmn_viz.analysis.training_logs` and :mod:`~crmn_viz.analysis.block_channels`.
 
 Every function accepts models from :func:`crmn_viz.load` (with a card and ``preprocess``)
 and from :func:`crmn_viz.create_model` (see :func:`preprocessor_for`).

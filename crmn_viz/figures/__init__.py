@@ -15,10 +15,22 @@ Scientific figures (pure functions of traces or arrays; none runs a model):
 :mod:`~crmn_viz.figures.renet` (ReNet sweeps, patch grids, context reach),
 :mod:`~crmn_viz.figures.rir` (RiR residual and transient streams),
 :mod:`~crmn_viz.figures.overlays` (attributions and keypoints over images),
-:mod:`~crmn_viz.figures.readouts` (stepwise and final predictions) and
+:mod:`~crmn_viz.figures.readouts` (stepwise and final predictions),
+:mod:`~crmn_viz.figures.trust` (randomisation checks and faithfulness curves),
+:mod:`~crmn_viz.figures.population` (unit x class selectivity),
+:mod:`~crmn_viz.figures.comparison` (a CRMN beside its own ResNet),
+:mod:`~crmn_viz.figures.training_curves` (the shipped training logs, as the 2016 paper's Figure 3),
+:mod:`~crmn_viz.figures.blocks` (channel means and norms of every residual block) and
 :mod:`~crmn_viz.figures.data` (:func:`figure_data`, the numbers behind any figure).
 """
 
+from crmn_viz.figures.blocks import plot_block_channels
+from crmn_viz.figures.comparison import (
+    plot_agreement_matrix,
+    plot_correctness,
+    plot_per_class_accuracy,
+    plot_stepwise_accuracy,
+)
 from crmn_viz.figures.data import figure_data
 from crmn_viz.figures.experiments import (
     plot_dataset_effect,
@@ -47,12 +59,20 @@ from crmn_viz.figures.memory import (
     plot_memory_animation,
 )
 from crmn_viz.figures.overlays import draw_keypoints, plot_attribution_overlay, plot_keypoints
+from crmn_viz.figures.population import plot_exemplar_grid, plot_unit_selectivity
+from crmn_viz.figures.probes import plot_probes
 from crmn_viz.figures.readouts import (
     plot_prediction_bar,
     plot_stepwise_keypoints,
     plot_stepwise_probabilities,
 )
-from crmn_viz.figures.renet import context_reach_masks, plot_context_reach, plot_patch_grid, plot_sweep_maps
+from crmn_viz.figures.renet import (
+    context_reach_masks,
+    plot_context_reach,
+    plot_patch_grid,
+    plot_sweep_gates,
+    plot_sweep_maps,
+)
 from crmn_viz.figures.rir import plot_stream_maps, plot_stream_norms
 from crmn_viz.figures.theme import (
     CATEGORICAL_COLOURS,
@@ -72,6 +92,7 @@ from crmn_viz.figures.theme import (
     register_paper_template,
     symmetric_range,
 )
+from crmn_viz.figures.training_curves import plot_training_curves
 from crmn_viz.figures.trust import plot_faithfulness_curves, plot_sanity_check, plot_trust_summary
 
 __all__ = [
@@ -100,10 +121,14 @@ __all__ = [
     "figure_data_bytes",
     "find_browser",
     "paper_template",
+    "plot_agreement_matrix",
     "plot_attribution_overlay",
+    "plot_block_channels",
     "plot_cell_state",
     "plot_context_reach",
+    "plot_correctness",
     "plot_dataset_effect",
+    "plot_exemplar_grid",
     "plot_experiment_heatmaps",
     "plot_experiment_readout",
     "plot_faithfulness_curves",
@@ -114,15 +139,21 @@ __all__ = [
     "plot_keypoints",
     "plot_memory_animation",
     "plot_patch_grid",
+    "plot_per_class_accuracy",
     "plot_prediction_bar",
+    "plot_probes",
     "plot_sanity_check",
     "plot_step_attribution",
+    "plot_stepwise_accuracy",
     "plot_stepwise_keypoints",
     "plot_stepwise_probabilities",
     "plot_stream_maps",
     "plot_stream_norms",
+    "plot_sweep_gates",
     "plot_sweep_maps",
+    "plot_training_curves",
     "plot_trust_summary",
+    "plot_unit_selectivity",
     "pt_to_px",
     "read_provenance",
     "register_paper_template",

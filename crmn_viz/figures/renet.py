@@ -13,6 +13,9 @@ as ``layers.{k}.<direction>`` [B, d, rows, cols].
 * :func:`plot_context_reach` shows, for one output position, which part of the input
   each sweep can have seen: the recurrences make this follow from the sweep order
   alone (see :func:`context_reach_masks`).
+* :func:`plot_sweep_gates` shows one gate of every sweep's RNN at every patch, averaged
+  over the channels (``layers.{k}.gates.<direction>.<gate>``, see :data:`SWEEP_GATE_PATTERN`),
+  and how the channels' means are spread.
 
 None of these runs a model.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -36,16 +39,22 @@ from crmn_viz.figures.layout import (
     image_pixel_axes,
     legend_rows,
 )
-from crmn_viz.figures.theme import DIVERGING_COLORSCALE, OKABE_ITO, symmetric_range
+from crmn_viz.figures.theme import DIVERGING_COLORSCALE, OKABE_ITO, SEQUENTIAL_COLORSCALE, symmetric_range
 
 __all__ = [
+    "BOUNDED_GATES",
     "SWEEP_DIRECTIONS",
+    "SWEEP_GATE_LABELS",
+    "SWEEP_GATE_PATTERN",
     "SWEEP_LABELS",
     "context_reach_masks",
     "plot_context_reach",
     "plot_patch_grid",
+    "plot_sweep_gates",
     "plot_sweep_maps",
     "renet_grid_sizes",
+    "sweep_gate_map",
+    "sweep_gate_names",
     "sweep_maps",
     "sweep_pca_rgb",
 ]
@@ -60,6 +69,25 @@ SWEEP_LABELS: dict[str, str] = {
     "horizontal_bwd": "← right to left",
 }
 """Panel title of each sweep: the direction the RNN reads the patch grid in."""
+
+SWEEP_GATE_PATTERN = "layers.{layer}.gates.{sweep}.{gate}"
+"""Trace name of one gate of one sweep's RNN in one ReNet layer, [B, d, rows, cols]."""
+
+BOUNDED_GATES: frozenset[str] = frozenset(
+    {"update_gate", "reset_gate", "input_gate", "forget_gate", "output_gate"}
+)
+"""The sweep gates that are logistic sigmoids, in [0, 1] (:mod:`crmn_viz.models.sweeps`: GRU
+update and reset gates, LSTM input, forget and output gates); the LSTM's ``cell`` state is not."""
+
+SWEEP_GATE_LABELS: dict[str, str] = {
+    "update_gate": "update gate u",
+    "reset_gate": "reset gate r",
+    "input_gate": "input gate i",
+    "forget_gate": "forget gate f",
+    "output_gate": "output gate o",
+    "cell": "cell state c",
+}
+"""Readable name of every recorded sweep gate (GRU: u, r; LSTM: i, f, o and the cell state c)."""
 
 _REACH_COLOUR = OKABE_ITO["blue"]
 _TARGET_COLOUR = OKABE_ITO["vermillion"]
@@ -672,3 +700,186 @@ def _two_colour_heatmap(mask: np.ndarray, off: str, on: str, name: str, hover: s
         showscale=False,
         hovertemplate=hover + "<extra>" + name + "</extra>",
     )
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def sweep_gate_names(names: Iterable[str], layer: int = 0) -> tuple[str, ...]:
+    """The gates recorded for every sweep of ``layer``, in recording order.
+
+    Args:
+        names: trace names, e.g. ``model.trace_names()`` or the keys of a trace.
+        layer: ReNet layer index.
+
+    Returns:
+        e.g. ``("update_gate", "reset_gate")`` (GRU) or ``("input_gate", "forget_gate",
+        "output_gate", "cell")`` (LSTM): the names ``g`` for which every direction of
+        :data:`SWEEP_DIRECTIONS` has ``layers.{layer}.gates.<direction>.g``; ``()`` if none.
+    """
+    found: dict[str, set[str]] = {}
+    prefix = f"layers.{layer}.gates."
+    for name in names:
+        if name.startswith(prefix):
+            direction, _, gate = name[len(prefix) :].partition(".")
+            found.setdefault(gate, set()).add(direction)
+    return tuple(gate for gate, directions in found.items() if directions >= set(SWEEP_DIRECTIONS))
+
+
+def sweep_gate_map(
+    trace: TraceLike, layer: int, direction: str, gate: str, image_index: int = 0
+) -> np.ndarray:
+    """One sweep's gate for one image, [d, rows, cols] (float64)."""
+    name = SWEEP_GATE_PATTERN.format(layer=layer, sweep=direction, gate=gate)
+    if name not in trace:
+        raise KeyError(f"the trace holds no {name!r} (trace the model with that name)")
+    values = trace[name]
+    if len(values.shape) != 4:
+        raise ValueError(f"{name} should be [B, d, rows, cols], got {tuple(values.shape)}")
+    return to_numpy(values[check_index(image_index, values.shape[0], "image_index")])
+
+
+def plot_sweep_gates(
+    trace: TraceLike,
+    layer: int = 0,
+    gate: str | None = None,
+    image_index: int = 0,
+    *,
+    columns: Literal[1, 2] = 1,
+    height_in: float | None = None,
+) -> go.Figure:
+    """One gate of the four sweeps of a ReNet layer, averaged over the channels at every patch.
+
+    A 2 x 2 grid in :data:`SWEEP_DIRECTIONS` order (titled with :data:`SWEEP_LABELS`), each panel
+    the channel mean ``(1 / d) sum_j g_j`` of the gate at every position of the layer's patch
+    grid (the GRU's update gate ``u_t`` or reset gate ``r_t`` of Visin et al. 2015, sec. 4.2; the
+    LSTM's ``i``, ``f``, ``o`` or its cell state: :mod:`crmn_viz.models.sweeps`). Beneath, one box
+    per sweep of the d channels' means over the patches: whether some units stay open or shut
+    over the whole image. Sigmoid gates (:data:`BOUNDED_GATES`) share one fixed [0, 1] viridis
+    scale, so panels and images compare; the cell state gets a diverging scale symmetric about 0
+    over the four panels.
+
+    Args:
+        trace: a ReNet trace holding ``layers.{layer}.gates.<direction>.<gate>`` for the four
+            directions (:data:`SWEEP_GATE_PATTERN`), each [B, d, rows, cols].
+        layer: ReNet layer index.
+        gate: which gate (default: the first :func:`sweep_gate_names` finds in the trace).
+        image_index: which image of the batch.
+        columns: printed width, 1 or 2 columns.
+        height_in: printed height in inches (default: fitted to the grid's aspect).
+
+    Returns:
+        Four ``go.Heatmap`` named after the directions, ``z`` = the channel mean [rows, cols],
+        on one colour axis; four ``go.Box`` named after the directions' labels, ``y`` = the
+        channel means over the patches [d]. ``layout.meta`` holds ``layer``, ``gate``,
+        ``image_index``, ``directions``, ``bounded`` (a [0, 1] gate) and ``channel_means``
+        (direction -> [d]).
+
+    Raises:
+        KeyError: the trace lacks the gate (or, with ``gate=None``, holds no gate of ``layer``).
+    """
+    if gate is None:
+        recorded = sweep_gate_names(trace.keys(), layer)
+        if not recorded:
+            raise KeyError(f"the trace holds no gates of ReNet layer {layer} ('layers.{layer}.gates.*')")
+        gate = recorded[0]
+    maps = {
+        direction: sweep_gate_map(trace, layer, direction, gate, image_index)
+        for direction in SWEEP_DIRECTIONS
+    }
+    batch = len(trace[SWEEP_GATE_PATTERN.format(layer=layer, sweep=SWEEP_DIRECTIONS[0], gate=gate)])
+    position = check_index(image_index, batch, "image_index")
+    averaged = {direction: values.mean(axis=0) for direction, values in maps.items()}  # [rows, cols]
+    channel_means = {direction: values.mean(axis=(1, 2)) for direction, values in maps.items()}  # [d]
+    bounded = gate in BOUNDED_GATES
+    if bounded:
+        scale = {"colorscale": SEQUENTIAL_COLORSCALE, "cmin": 0.0, "cmax": 1.0}
+    else:
+        low, high = symmetric_range(np.concatenate([m.ravel() for m in averaged.values()]))
+        scale = {"colorscale": DIVERGING_COLORSCALE, "cmin": low, "cmax": high}
+    label = SWEEP_GATE_LABELS.get(gate, gate.replace("_", " "))
+    rows, cols = next(iter(averaged.values())).shape
+    fig = make_subplots(
+        rows=3,
+        cols=2,
+        specs=[[{}, {}], [{}, {}], [{"colspan": 2}, None]],
+        subplot_titles=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS] + [""],
+        row_heights=[0.36, 0.36, 0.28],
+        horizontal_spacing=0.1,
+        vertical_spacing=0.1,
+    )
+    for index, direction in enumerate(SWEEP_DIRECTIONS):
+        fig.add_trace(
+            go.Heatmap(
+                z=averaged[direction],
+                name=direction,
+                coloraxis="coloraxis",
+                hovertemplate=f"{SWEEP_LABELS[direction]}<br>patch row %{{y}}, col %{{x}}<br>"
+                f"{label}, channel mean %{{z:.3f}}<extra></extra>",
+            ),
+            row=index // 2 + 1,
+            col=index % 2 + 1,
+        )
+        fig.add_trace(
+            go.Box(
+                y=channel_means[direction],
+                name=SWEEP_LABELS[direction],
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"size": 3, "color": OKABE_ITO["blue"]},
+                line={"color": "#000000", "width": 1},
+                fillcolor="rgba(0,0,0,0)",
+                showlegend=False,
+                hovertemplate=f"{SWEEP_LABELS[direction]}<br>channel mean over patches %{{y:.3f}}"
+                "<extra></extra>",
+            ),
+            row=3,
+            col=1,
+        )
+    _square_cells(fig, 4)
+    for axis in range(1, 5):
+        suffix = "" if axis == 1 else str(axis)
+        fig.layout[f"xaxis{suffix}"].update(showline=False, **_integer_ticks(cols))
+        fig.layout[f"yaxis{suffix}"].update(showline=False, **_integer_ticks(rows))
+    fig.update_xaxes(title_text="patch column", row=2)
+    fig.update_yaxes(title_text="patch row", col=1, row=1)
+    fig.update_yaxes(title_text="patch row", col=1, row=2)
+    fig.update_xaxes(  # the arrows of the panel titles above
+        tickmode="array",
+        tickvals=[SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS],
+        ticktext=[SWEEP_LABELS[d].split(" ", 1)[0] for d in SWEEP_DIRECTIONS],
+        tickangle=0,
+        title_text="sweep",
+        row=3,
+        col=1,
+    )
+    fig.update_yaxes(
+        title_text="channel mean<br>over patches", row=3, col=1, **({"range": [0, 1]} if bounded else {})
+    )
+    fig.update_layout(
+        coloraxis={
+            **scale,
+            "colorbar": {
+                "title": {"text": f"{label}, mean over channels", "side": "right"},
+                "thickness": 8,
+                "len": 0.7,
+                "y": 1.0,
+                "yanchor": "top",
+            },
+        }
+    )
+    add_meta(
+        fig,
+        layer=layer,
+        gate=gate,
+        image_index=position,
+        directions=list(SWEEP_DIRECTIONS),
+        bounded=bounded,
+        grid=[rows, cols],
+        channel_means={direction: [float(v) for v in values] for direction, values in channel_means.items()},
+    )
+    maps_height = image_figure_height_in(
+        columns, rows, cols, panel_rows=2, panel_cols=2, reserved_width_px=110, reserved_height_px=70
+    )
+    return finish_figure(fig, columns, height_in, round(maps_height / 0.72, 3))

@@ -1,14 +1,17 @@
-"""``crmn-viz`` command line: train, evaluate, list and ablate checkpoints, write figures."""
+"""``crmn-viz`` command line: train, evaluate, list and ablate checkpoints, write figures, study
+populations of units over a data set and compare two classifiers."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crmn_viz.models.base import TracedModel
+    from crmn_viz.views.compute import Compute
 
 __all__ = ["main"]
 
@@ -153,11 +156,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _load_or_say_why(args: argparse.Namespace) -> TracedModel | None:
     """``args.checkpoint`` loaded onto ``args.device``, or None after printing why it could not be."""
+    return _load_checkpoint(args.checkpoint, args.device)
+
+
+def _load_checkpoint(checkpoint: str, device: str) -> TracedModel | None:
+    """A checkpoint (zoo name or path) loaded onto ``device``, or None after printing why it could
+    not be."""
     from crmn_viz.checkpoints import CheckpointError, load
     from crmn_viz.devices import DeviceError
 
     try:
-        return load(args.checkpoint, device=args.device)
+        return load(checkpoint, device=device)
     except (CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return None
@@ -318,6 +327,282 @@ def _cmd_attribution_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- population commands
+# ``population`` and ``exemplars`` make one population pass over the test images (cached on disk
+# by the weights' digest), which shards itself under ``torchrun --nproc_per_node N``: every rank
+# runs its share of the images; afterwards only rank 0 prints and writes.
+
+ALL_IMAGES = sys.maxsize
+"""``--images 0``: every test image (the test subset is clamped to the split)."""
+
+TORCHRUN_EPILOG = (
+    "Several processes (GPUs or CPU cores, one machine or several): "
+    "torchrun --nproc_per_node 2 -m crmn_viz.frontends.cli {command} ... "
+    "The population pass shards the test images over the processes (gloo on the CPU, nccl on "
+    "GPUs; each process takes cuda:LOCAL_RANK with --device auto) and gives the result of one "
+    "process; only rank 0 prints and writes. With several machines the cache folder "
+    "($CRMN_VIZ_CACHE_DIR) must be shared."
+)
+
+
+def _rank() -> int:
+    """This process's rank under ``torch.distributed`` (0 when no process group is initialised)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_rank())
+    return 0
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group a distributed pass initialised (nothing otherwise)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _rank_device(device: str) -> str:
+    """``--device auto`` under torchrun on a machine with CUDA: this process's own GPU,
+    ``cuda:$LOCAL_RANK`` (nccl needs one GPU per process); otherwise ``device`` as given."""
+    import os
+
+    from crmn_viz.devices import cuda_available
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if device == "auto" and world > 1 and "LOCAL_RANK" in os.environ and cuda_available():
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
+def _use_data_dir(data_dir: str | None) -> None:
+    """Read the data from ``data_dir`` in this process.
+
+    The population and probe work of :class:`crmn_viz.views.compute.Compute` takes no data
+    folder: it reads ``$CRMN_VIZ_DATA_DIR`` (else ``./data``), as every data-set loader of the
+    package does, so ``--data-dir`` sets that variable for this process (and its workers).
+    """
+    import os
+
+    from crmn_viz.data import DATA_DIR_ENV_VAR
+
+    if data_dir:
+        os.environ[DATA_DIR_ENV_VAR] = str(data_dir)
+
+
+def _dataset_or_say_why(given: str | None, model: TracedModel) -> str | None:
+    """``--dataset``, else the data set on the model card; None after printing that there is none."""
+    dataset = given or model.card.get("dataset")
+    if not dataset:
+        print("error: the model card names no data set: pass --dataset", file=sys.stderr)
+        return None
+    return str(dataset)
+
+
+def _progress_printer(quiet: bool) -> Callable[[int, int, str], None]:
+    """``progress(done, total, label)`` printing ``[done/total] label`` to stderr (rank 0 only)."""
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not quiet and _rank() == 0:
+            print(f"[{done}/{total}] {label}", file=sys.stderr)
+
+    return progress
+
+
+def _reporting_compute(quiet: bool) -> Compute:
+    """A :class:`~crmn_viz.views.compute.DirectCompute` whose long work (the population pass, the
+    probes) reports its progress to stderr, the hook ``Compute.call_with_progress`` offers."""
+    from crmn_viz.views.compute import DirectCompute
+
+    progress = _progress_printer(quiet)
+
+    class ReportingCompute(DirectCompute):
+        def call_with_progress(self, work: Callable[..., Any], model: TracedModel, *arguments: Any) -> Any:
+            return work(model, *arguments, progress)
+
+    return ReportingCompute()
+
+
+def _write_json(path: str | None, content: Any) -> int:
+    """Write ``content`` as JSON to ``path`` (when given); the exit code: 0, or 2 after saying why not."""
+    if path:
+        try:
+            with open(path, "w") as handle:
+                json.dump(content, handle, indent=2)
+        except OSError as err:
+            print(f"error: --json {path}: {err.strerror or err}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _cmd_population(args: argparse.Namespace) -> int:
+    try:
+        return _population(args)
+    finally:
+        _leave_process_group()
+
+
+def _population(args: argparse.Namespace) -> int:
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.figures import FigureExportError
+    from crmn_viz.provenance import Provenance
+    from crmn_viz.views.population_report import population_report, write_population_report
+
+    model = _load_checkpoint(args.checkpoint, _rank_device(args.device))
+    if model is None:
+        return 2
+    dataset = _dataset_or_say_why(args.dataset, model)
+    if dataset is None:
+        return 2
+    if args.images < 0 or args.bootstrap < 0 or args.train_images < 0 or args.exemplars < 1:
+        print(
+            "error: --images, --bootstrap and --train-images must be >= 0, --exemplars >= 1", file=sys.stderr
+        )
+        return 2
+    _use_data_dir(args.data_dir)
+    run = _reporting_compute(args.quiet)
+    try:
+        table = run.population(model, dataset, args.images or ALL_IMAGES)
+    except (DatasetNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if _rank() != 0:
+        return 0
+    probes, why = None, ""
+    if model.task != "classification":
+        why = f"a {model.task} model has no classes to probe"
+    elif args.train_images == 0:
+        why = "--train-images 0"
+    else:
+        try:
+            probes = run.probes(model, dataset, args.train_images, len(table))
+        except (DatasetNotFoundError, ValueError) as err:
+            why = str(err).splitlines()[0]
+    report = population_report(
+        model,
+        table,
+        probes=probes,
+        probes_skipped=why,
+        training_names=[Provenance.of(model).checkpoint],
+        bootstrap=args.bootstrap,
+        ordering=args.ordering,
+        top_units=args.top_units,
+        exemplar_count=args.exemplars,
+        progress=_progress_printer(args.quiet),
+    )
+    for note in report.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    try:
+        written = write_population_report(model, report, args.out, formats=args.formats, dpi=args.dpi)
+    except (FigureExportError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def _cmd_exemplars(args: argparse.Namespace) -> int:
+    try:
+        return _exemplars(args)
+    finally:
+        _leave_process_group()
+
+
+def _exemplars(args: argparse.Namespace) -> int:
+    from crmn_viz.analysis.population import exemplars, population_quantities
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.views.population_report import exemplar_rows
+
+    model = _load_checkpoint(args.checkpoint, _rank_device(args.device))
+    if model is None:
+        return 2
+    dataset = _dataset_or_say_why(args.dataset, model)
+    if dataset is None:
+        return 2
+    quantities = population_quantities(model)  # checked before the pass: a typo costs no pass
+    quantity = quantities.get(args.quantity)
+    if quantity is None:
+        print(
+            f"error: --quantity {args.quantity!r}: this model records {', '.join(quantities)}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 <= args.step < quantity.steps:
+        print(
+            f"error: --step must be in 0..{quantity.steps - 1} for {args.quantity} (counted from 0), "
+            f"got {args.step}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 <= args.unit < quantity.units[args.step]:
+        print(
+            f"error: --unit must be in 0..{quantity.units[args.step] - 1} for {args.quantity} at step "
+            f"{args.step}, got {args.unit}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.top < 1 or args.images < 0:
+        print("error: --top must be >= 1 and --images >= 0", file=sys.stderr)
+        return 2
+    _use_data_dir(args.data_dir)
+    try:
+        table = _reporting_compute(args.quiet).population(model, dataset, args.images or ALL_IMAGES)
+        if _rank() != 0:
+            return 0
+        found = exemplars(table, args.quantity, args.step, args.unit, args.top, lowest=args.bottom)
+    except (DatasetNotFoundError, KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    end = "lowest" if args.bottom else "highest"
+    print(
+        f"{args.quantity}, unit {args.unit}, step {args.step} (counted from 0): the {len(found)} {end} "
+        f"of {len(table)} {dataset} test images"
+    )
+    print(f"{'rank':>4}  {'value':>12}  {'class':<12}  image")
+    for rank, item in enumerate(found, start=1):
+        label = table.class_names[item.label] if 0 <= item.label < len(table.class_names) else "-"
+        print(f"{rank:>4}  {item.value:>12.6g}  {label:<12}  {item.image}")
+    return _write_json(args.json, exemplar_rows(found))
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from crmn_viz.analysis.comparison import test_set_comparison
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.provenance import Provenance
+    from crmn_viz.views.comparison import comparison_markdown
+
+    model_a = _load_checkpoint(args.checkpoint_a, args.device)
+    if model_a is None:
+        return 2
+    model_b = _load_checkpoint(args.checkpoint_b, args.device)
+    if model_b is None:
+        return 2
+    dataset = _dataset_or_say_why(args.dataset, model_a)
+    if dataset is None:
+        return 2
+    if args.images < 0:
+        print("error: --images must be >= 0", file=sys.stderr)
+        return 2
+    progress = _progress_printer(args.quiet)
+    try:
+        # the analysis entry itself: it takes the data folder and both checkpoint names
+        result = test_set_comparison(
+            model_a,
+            model_b,
+            dataset,
+            args.images or None,
+            data_dir=args.data_dir,
+            progress=progress,
+            name_a=Provenance.of(model_a).checkpoint,
+            name_b=Provenance.of(model_b).checkpoint,
+        )
+    except (DatasetNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(comparison_markdown(result))
+    return _write_json(args.json, result.to_json())
+
+
 def _cmd_gradio(args: argparse.Namespace) -> int:
     from crmn_viz.frontends.gradio_app import main as gradio_main
 
@@ -423,6 +708,113 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_attribution_check)
+
+    p = sub.add_parser(
+        "population",
+        help="every population figure (unit x class selectivity, probes, training curves) over test images",
+        description=(
+            "One pass over N test images (cached on disk by the weights' digest), then every population "
+            "figure with its data and provenance into --out, and population.json. Which selectivity "
+            "figures: a model with memory (CRMN): every LSTM quantity (gates, cell candidate, cell, "
+            "hidden state) at the last step, and the hidden state at every step; a model without memory: "
+            "the block quantity (channel means of each block's output; RiR: each stream) at the last "
+            "block of each stage. Then the linear probes (classifiers; --train-images training images) "
+            "and the checkpoint's training curves when its log is found ($CRMN_VIZ_TRAINING_LOGS, "
+            "docs/training-logs). population.json lists the most selective units of every figure and the "
+            "top and bottom exemplars {image, value} of the 5 most selective units of the hidden state "
+            "at the last step (without memory: of the block quantity at the last block). Keypoint models "
+            "have no classes: no selectivity or probes (said on stderr), exemplars of the 5 units of "
+            "largest variance. Steps are counted from 0 in the data, from 1 in the figures."
+        ),
+        epilog=TORCHRUN_EPILOG.format(command="population"),
+    )
+    p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
+    p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--dataset", help="default: the dataset on the model card")
+    p.add_argument(
+        "--images", type=int, default=1000, help="N test images spread over the test split (0: all of them)"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples of the selectivity intervals"
+    )
+    p.add_argument(
+        "--ordering",
+        choices=["cluster", "selectivity"],
+        default="cluster",
+        help="units of each heatmap: clustered by class profile, or by descending selectivity",
+    )
+    p.add_argument(
+        "--train-images", type=int, default=2000, help="training images of the linear probes (0: no probes)"
+    )
+    p.add_argument("--top-units", type=int, default=10, help="most selective units listed per figure")
+    p.add_argument("--exemplars", type=int, default=9, help="exemplars listed per unit at each end")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        default=["pdf", "svg", "png"],
+        choices=["pdf", "svg", "png", "html", "json"],
+        help="figure files (json: the plotly figure; every format gets the data and meta sidecars)",
+    )
+    p.add_argument("--dpi", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_population)
+
+    p = sub.add_parser(
+        "exemplars",
+        help="the test images that drive one unit most (or least), from a population pass",
+        description=(
+            "Rows {image, value} in descending order of value (ascending with --bottom): image is the "
+            "file name in the data set (e.g. test/cat/0001.jpg), value the quantity at that step and "
+            "unit as run_with_trace records it (LSTM quantities: lstm.<quantity>[image, step, unit]; "
+            "block, stream and sweep quantities: the channel's mean over the map's positions). --step "
+            "is counted from 0, the trace's index, as in --target gate:QUANTITY:UNIT:STEP of "
+            "attribution-check (the figures show step + 1)."
+        ),
+        epilog=TORCHRUN_EPILOG.format(command="exemplars"),
+    )
+    p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
+    p.add_argument(
+        "--quantity",
+        required=True,
+        help="hidden, cell, forget_gate, input_gate, output_gate, cell_candidate (CRMN), block, a RiR "
+        "stream, a ReNet sweep or sweep.gate",
+    )
+    p.add_argument("--step", type=int, required=True, help="the step, counted from 0 (block index l)")
+    p.add_argument("--unit", type=int, required=True, help="the unit (memory unit or channel), from 0")
+    p.add_argument("--top", type=int, default=9, help="K, how many images")
+    p.add_argument("--bottom", action="store_true", help="the K lowest values instead, ascending")
+    p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--dataset", help="default: the dataset on the model card")
+    p.add_argument(
+        "--images", type=int, default=1000, help="N test images spread over the test split (0: all of them)"
+    )
+    p.add_argument("--json", help="write the rows to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_exemplars)
+
+    p = sub.add_parser(
+        "compare",
+        help="two classifiers on the same test images: accuracies, agreement, per-class accuracy",
+        description=(
+            "Prints the comparison as Markdown (accuracy of each, paired bootstrap interval of the "
+            "difference, exact McNemar p, agreement, per-class accuracy); --json writes its summary "
+            "(accuracy_a, accuracy_b, agreement, per_class, and more). Runs in one process."
+        ),
+    )
+    p.add_argument("checkpoint_a", help="model A: zoo name or path to name.safetensors (e.g. crmn-cifar10)")
+    p.add_argument("checkpoint_b", help="model B (e.g. resnet-cifar10)")
+    p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--dataset", help="default: the dataset on model A's card")
+    p.add_argument(
+        "--images", type=int, default=1000, help="N test images spread over the test split (0: all of them)"
+    )
+    p.add_argument("--json", help="write the summary to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("gradio", help="launch the Gradio demo")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,10 +1,14 @@
 """Gradio front end: a light demo over the same core and figures as the Streamlit app.
 
 Run with ``python -m crmn_viz.frontends.gradio_app`` or ``crmn-viz gradio``. Every handler is a
-plain function calling the core (``crmn_viz.analysis``, ``crmn_viz.figures``); each
-event has an ``api_name`` so ``gradio_client`` can call ``classify``, ``keypoints``
-and ``attribute`` programmatically. Bad inputs raise ``gr.Error`` with the core's
-readable message.
+plain function calling the views (``crmn_viz.views``) and their
+:class:`~crmn_viz.views.compute.DirectCompute`; each event has an ``api_name`` so
+``gradio_client`` can call ``classify``, ``keypoints``, ``attribute``, ``blocks``,
+``sweep_gates``, ``selectivity``, ``exemplars``, ``compare`` and the others programmatically.
+Bad inputs (and a missing data set) raise ``gr.Error`` with the core's readable message.
+
+The population tabs take steps counted from 0 (the trace's index, as ``crmn-viz exemplars
+--step``); their dropdowns label them from 1, as the figures do.
 
 Image inputs are :class:`UploadedImage`: Gradio's image widget without Gradio's own
 decoding, so the uploaded bytes reach :func:`crmn_viz.inputs.uploads.decode_image_uploads`
@@ -21,6 +25,7 @@ import os
 import tempfile
 import urllib.parse
 from abc import ABCMeta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +38,16 @@ from PIL import Image
 
 from crmn_viz import devices
 from crmn_viz.analysis import ATTRIBUTION_METHODS
-from crmn_viz.checkpoints import CheckpointError, load
+from crmn_viz.analysis.comparison import zoo_pairs
+from crmn_viz.analysis.population import PopulationQuantity, population_quantities
+from crmn_viz.analysis.training_logs import TrainingLogError
+from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load
+from crmn_viz.data import DATA_DIR_ENV_VAR, DatasetNotFoundError
 from crmn_viz.figures import FigureExportError, browser_available, figure_data
 from crmn_viz.figures.files import FigureItem, export_bundle, for_screen, safe_figure_name
 from crmn_viz.figures.memory import LSTM_QUANTITY_LABELS
+from crmn_viz.figures.population import quantity_label
+from crmn_viz.figures.renet import SWEEP_GATE_LABELS
 from crmn_viz.inputs.selection import SelectedImage
 from crmn_viz.inputs.uploads import UPLOAD_IMAGE_LIMITS, decode_image_uploads
 from crmn_viz.limits import LIMITS
@@ -44,8 +55,12 @@ from crmn_viz.models.base import TracedModel
 from crmn_viz.views import attribution, experiments, faces, memory, prediction, report, sweeps, trust
 from crmn_viz.views.applicability import ModelNeed, suggest_checkpoints
 from crmn_viz.views.attribution import METHOD_LABELS
+from crmn_viz.views.blocks import block_channels_view
+from crmn_viz.views.comparison import comparison_markdown, comparison_views, disagreement_rows
 from crmn_viz.views.compute import DirectCompute
+from crmn_viz.views.population import selectivity_markdown, selectivity_view
 from crmn_viz.views.shown import Shown
+from crmn_viz.views.training_curves import training_curves_view
 
 __all__ = ["UploadedImage", "build_demo", "main"]
 
@@ -402,6 +417,278 @@ def keypoints_handler(image: Any, checkpoint: str) -> tuple[go.Figure, list[list
     return _for_screen(shown.figure), points
 
 
+# --------------------------------------------------------------------------- populations
+
+
+POPULATION_IMAGES = 1000
+"""Test images a population pass covers by default in the demo (at most
+``LIMITS.max_statistics_images``); each pass is cached on disk, so a second query answers at once."""
+
+EXEMPLAR_ENDS = {"highest": False, "lowest": True}
+"""The exemplars menu: which end of the unit's values -> ``lowest``."""
+
+
+def population_names() -> list[str]:
+    """Zoo checkpoints the population views apply to (blocks or a memory) whose card names a data set."""
+    with_data = {entry["name"] for entry in list_checkpoints() if entry.get("dataset")}
+    return [name for name in zoo_names("population") if name in with_data]
+
+
+def _dataset_of(model: TracedModel) -> str:
+    dataset = model.card.get("dataset")
+    if not dataset:
+        raise gr.Error("This checkpoint's card names no data set, so it has no test images to pass.")
+    return str(dataset)
+
+
+def _image_count(count: float | None) -> int:
+    most = LIMITS.max_statistics_images
+    if count is None or not 1 <= int(count) <= most:
+        raise gr.Error(f"Choose between 1 and {most} test images.")
+    return int(count)
+
+
+@contextlib.contextmanager
+def _dataset_errors() -> Iterator[None]:
+    """The core's refusals as ``gr.Error``: a missing data set (without the server's folders), an
+    unknown quantity, step or unit, a model a view does not apply to."""
+    try:
+        yield
+    except DatasetNotFoundError as err:
+        raise gr.Error(
+            f"The {err.dataset_name} data set is not on this server, so its test images cannot be "
+            f"passed (set {DATA_DIR_ENV_VAR} to a folder holding it and restart the demo)."
+        ) from None
+    except KeyError as err:
+        raise gr.Error(str(err.args[0] if err.args else err)) from None
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _quantities(name: str) -> dict[str, PopulationQuantity]:
+    return population_quantities(cached_model(name))
+
+
+def _population_quantities(checkpoint: str) -> dict[str, PopulationQuantity]:
+    _model(checkpoint)  # a zoo name, loaded
+    return _quantities(checkpoint)
+
+
+def _quantity_choices(quantities: dict[str, PopulationQuantity]) -> list[tuple[str, str]]:
+    return [(quantity_label(name), name) for name in quantities]
+
+
+def _step_choices(quantity: PopulationQuantity | None) -> list[tuple[str, int]]:
+    """People read steps from 1 (as the figures do); the value sent is the trace's index, from 0."""
+    return [] if quantity is None else [(f"step {step + 1}", step) for step in range(quantity.steps)]
+
+
+def population_choices_handler(checkpoint: str) -> tuple[Any, Any]:
+    """The quantities the checkpoint records and the steps of the first (the hidden state when it
+    has one), as updates of the two dropdowns."""
+    quantities = _population_quantities(checkpoint)
+    first = "hidden" if "hidden" in quantities else next(iter(quantities), None)
+    steps = _step_choices(quantities.get(first)) if first else []
+    return (
+        gr.update(choices=_quantity_choices(quantities), value=first),
+        gr.update(choices=steps, value=steps[-1][1] if steps else None),
+    )
+
+
+def population_steps_handler(checkpoint: str, quantity: str | None) -> Any:
+    """The steps of one quantity (labelled from 1, valued from 0), the last chosen."""
+    steps = _step_choices(_population_quantities(checkpoint).get(quantity or ""))
+    return gr.update(choices=steps, value=steps[-1][1] if steps else None)
+
+
+def _population_cell(checkpoint: str, quantity: str, step: float | None) -> tuple[TracedModel, str, int]:
+    model = _model(checkpoint)
+    quantities = _population_quantities(checkpoint)
+    if quantity not in quantities:
+        raise gr.Error(f"Choose one of {', '.join(quantities)}.")
+    steps = quantities[quantity].steps
+    if step is None or not 0 <= int(step) < steps:
+        raise gr.Error(f"{quantity} has steps 0..{steps - 1} (counted from 0; the figure shows 1..{steps}).")
+    return model, _dataset_of(model), int(step)
+
+
+def _selectivity(
+    checkpoint: str, count: float, quantity: str, step: float, ordering: str, bootstrap: int
+) -> tuple[Shown, str, TracedModel]:
+    model, dataset, index = _population_cell(checkpoint, quantity, step)
+    if model.task != "classification":
+        raise gr.Error(f"A {model.task} model has no classes, so no unit can be selective for one.")
+    if ordering not in ("cluster", "selectivity"):
+        raise gr.Error("Order the units by 'cluster' or 'selectivity'.")
+    with _dataset_errors():
+        table = RUN.population(model, dataset, _image_count(count))
+        result, shown = selectivity_view(
+            model, table, quantity, index, ordering=ordering, bootstrap=int(bootstrap)
+        )
+    text = f"{shown.caption}\n\n**Most selective units**\n\n{selectivity_markdown(result, 10)}"
+    return shown, text, model
+
+
+def selectivity_handler(
+    checkpoint: str,
+    count: float = POPULATION_IMAGES,
+    quantity: str = "hidden",
+    step: float = 0,
+    ordering: str = "cluster",
+    bootstrap: int = 1000,
+) -> tuple[go.Figure, str]:
+    """Units x classes heatmap of one quantity at one step (``step`` counted from 0) over ``count``
+    test images, each unit's selectivity d' with bootstrap intervals, and the most selective units
+    as Markdown."""
+    shown, text, _ = _selectivity(checkpoint, count, quantity, step, ordering, bootstrap)
+    return _for_screen(shown.figure), text
+
+
+def selectivity_files_handler(
+    checkpoint: str,
+    count: float = POPULATION_IMAGES,
+    quantity: str = "hidden",
+    step: float = 0,
+    ordering: str = "cluster",
+) -> str:
+    """The selectivity figure's files."""
+    shown, _, model = _selectivity(checkpoint, count, quantity, step, ordering, 1000)
+    return _files(shown, model)
+
+
+def exemplars_handler(
+    checkpoint: str,
+    count: float = POPULATION_IMAGES,
+    quantity: str = "hidden",
+    step: float = 0,
+    unit: float = 0,
+    k: float = 9,
+    end: str = "highest",
+) -> list[tuple[Image.Image, str]]:
+    """The ``k`` test images with the highest (or lowest) value of one unit at one step (counted
+    from 0), captioned ``"<file name in the data set> = <value>"``, best first."""
+    model, dataset, index = _population_cell(checkpoint, quantity, step)
+    if end not in EXEMPLAR_ENDS:
+        raise gr.Error("Show the 'highest' or the 'lowest' values.")
+    if k is None or not 1 <= int(k) <= 64:
+        raise gr.Error("Show between 1 and 64 images.")
+    with _dataset_errors():
+        found = RUN.exemplars(
+            model, dataset, _image_count(count), quantity, index, int(unit or 0), int(k), EXEMPLAR_ENDS[end]
+        )
+        pictures = RUN.test_images(model, dataset, [item.image for item in found])
+    return [(picture.image(), f"{item.image} = {item.value:.4g}") for picture, item in zip(pictures, found)]
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def pair_choices() -> list[tuple[str, str]]:
+    """The zoo's matched pairs (:func:`crmn_viz.analysis.comparison.zoo_pairs`) as dropdown choices:
+    (``"A vs B (what they share)"``, ``"A vs B"``)."""
+    return [(f"{p.name_a} vs {p.name_b} ({p.label})", f"{p.name_a} vs {p.name_b}") for p in zoo_pairs()]
+
+
+def _comparison_key(name: str, name_a: str) -> str:
+    """A comparison figure's name without the pair and data set: ``"per_class_accuracy"``."""
+    return name.split(f"_{name_a}_vs_")[0]
+
+
+DISAGREEMENT_HEADERS = ["image", "label", "prediction A", "confidence A", "prediction B", "confidence B"]
+
+
+def compare_handler(
+    pair: str, count: float = POPULATION_IMAGES
+) -> tuple[str, dict[str, go.Figure], Any, go.Figure | None, go.Figure | None, list[list[Any]]]:
+    """A zoo pair (``"A vs B"``, one of :func:`pair_choices`) on ``count`` test images: the comparison
+    as Markdown, its figures (by name, the picker, the first), both models' training curves (None
+    without logs) and the images they disagree on, the most differently sure first."""
+    pairs = {value: value.split(" vs ") for _, value in pair_choices()}
+    if pair not in pairs:
+        raise gr.Error("Choose one of the zoo's pairs.")
+    name_a, name_b = pairs[pair]
+    model_a, model_b = _model(name_a), _model(name_b)
+    with _dataset_errors():
+        result = RUN.comparison(model_a, model_b, name_b, _dataset_of(model_a), _image_count(count))
+    figures = {
+        _comparison_key(shown.name, result.name_a): _for_screen(shown.figure)
+        for shown in comparison_views(result)
+    }
+    text = comparison_markdown(result)
+    try:
+        curves: go.Figure | None = _for_screen(training_curves_view([name_a, name_b]).figure)
+    except (FileNotFoundError, TrainingLogError, ValueError) as err:
+        curves = None
+        text += f"\n\nNo training curves: {err}"
+    rows = [
+        [
+            row["image"],
+            row["label"],
+            row["prediction_a"],
+            round(row["confidence_a"], 3),
+            row["prediction_b"],
+            round(row["confidence_b"], 3),
+        ]
+        for row in disagreement_rows(result, "any", 50)
+    ]
+    first = next(iter(figures), None)
+    return (
+        text,
+        figures,
+        gr.update(choices=list(figures), value=first),
+        figures.get(first or ""),
+        curves,
+        rows,
+    )
+
+
+# --------------------------------------------------------------------------- blocks and sweep gates
+
+
+def _blocks(image: Any, checkpoint: str) -> tuple[Shown, TracedModel]:
+    model = _model(checkpoint)
+    if not model.gradcam_layers:
+        raise gr.Error("Block channels need a model with residual blocks or layers (a CRMN, ResNet or RiR).")
+    chosen = _selected(image)
+    try:
+        return block_channels_view(model, chosen, RUN), model
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+
+
+def blocks_handler(image: Any, checkpoint: str) -> go.Figure:
+    """Per block: the mean and the L2 norm of every channel of its output, and the output's norm."""
+    return _for_screen(_blocks(image, checkpoint)[0].figure)
+
+
+def blocks_files_handler(image: Any, checkpoint: str) -> str:
+    """The block channel figure's files."""
+    return _files(*_blocks(image, checkpoint))
+
+
+def _sweep_gates(image: Any, checkpoint: str, layer: int, gate: str | None) -> tuple[Shown, TracedModel]:
+    model = _model(checkpoint)
+    if not model.sweep_names:
+        raise gr.Error("Sweep gates need a ReNet checkpoint.")
+    chosen = _selected(image)
+    try:
+        return sweeps.sweep_gates_view(model, chosen, int(layer), gate or None, RUN), model
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+
+
+def sweep_gates_handler(image: Any, checkpoint: str, layer: int = 0, gate: str | None = None) -> go.Figure:
+    """One gate of the four sweeps' RNNs of a ReNet layer (default: the first recorded gate)."""
+    return _for_screen(_sweep_gates(image, checkpoint, layer, gate)[0].figure)
+
+
+def _sweep_gate_choices(names: list[str]) -> list[tuple[str, str]]:
+    """Every gate the zoo's ReNets record at layer 0, labelled (a ReNet without one refuses it)."""
+    gates = dict.fromkeys(gate for name in names for gate in sweeps.renet_gate_names(cached_model(name)))
+    return [(SWEEP_GATE_LABELS.get(gate, gate), gate) for gate in gates]
+
+
 # --------------------------------------------------------------------------- downloads
 
 
@@ -495,7 +782,9 @@ def _files_row(handler: Any, inputs: list[Any], api_name: str) -> None:
 
 
 def build_demo() -> gr.Blocks:
-    """The Gradio app: tabs for classification, gates, sweeps, attributions and faces.
+    """The Gradio app: tabs for classification, gates, experiments, sweeps (and their gates),
+    attributions, faces, blocks, populations (selectivity, exemplars), zoo-pair comparisons and
+    every figure at once.
 
     Every handler that runs a network is registered through :func:`crmn_viz.devices.on_gpu`
     (``spaces.GPU`` on ZeroGPU, the handler itself elsewhere).
@@ -507,6 +796,9 @@ def build_demo() -> gr.Blocks:
     crmn_classifiers = [name for name in memory_models if name in classifiers]
     renets = zoo_names("renet")
     keypoint_models = zoo_names("faces")
+    block_models = zoo_names("blocks")
+    population_models = population_names()
+    pairs = pair_choices()
     with gr.Blocks(title="crmn-viz") as demo:
         gr.Markdown(
             "# crmn-viz\nLook inside recurrent-memory vision networks (CRMN, ReNet, ResNet in ResNet). "
@@ -597,6 +889,19 @@ def build_demo() -> gr.Blocks:
                 on_gpu(sweeps_handler), [sweep_image, sweep_ckpt, layer, mode], sweep_plot, api_name="sweeps"
             )
             _files_row(sweeps_files_handler, [sweep_image, sweep_ckpt, layer, mode], "sweeps_files")
+            gate_choices = _sweep_gate_choices(renets)
+            with gr.Row():
+                sweep_gate = gr.Dropdown(
+                    gate_choices, value=(gate_choices or [(None, None)])[0][1], label="Gate"
+                )
+                sweep_gate_button = gr.Button("Show the gates of the sweeps")
+            sweep_gate_plot = gr.Plot(label="One gate of each sweep's RNN, averaged over its channels")
+            sweep_gate_button.click(
+                on_gpu(sweep_gates_handler),
+                [sweep_image, sweep_ckpt, layer, sweep_gate],
+                sweep_gate_plot,
+                api_name="sweep_gates",
+            )
         with gr.Tab("Attribution"):
             with gr.Row():
                 attr_image = UploadedImage(label="Image")
@@ -665,6 +970,130 @@ def build_demo() -> gr.Blocks:
             face_examples = _gallery_examples("faces68")
             if face_examples:
                 gr.Examples(face_examples, inputs=face_image)
+        with gr.Tab("Blocks"):
+            gr.Markdown(
+                "Every residual block's (or layer's) output for one image: the mean and the L2 norm of "
+                "each channel over the map's positions, and the output's overall norm."
+            )
+            with gr.Row():
+                block_image = UploadedImage(label="Image", sources=["upload", "clipboard"])
+                with gr.Column():
+                    block_ckpt = gr.Dropdown(
+                        block_models, value=(block_models or [None])[0], label="Checkpoint with blocks"
+                    )
+                    block_button = gr.Button("Show the blocks", variant="primary")
+            block_plot = gr.Plot(label="Channels of every block output")
+            block_button.click(
+                on_gpu(blocks_handler), [block_image, block_ckpt], block_plot, api_name="blocks"
+            )
+            _files_row(blocks_files_handler, [block_image, block_ckpt], "blocks_files")
+        with gr.Tab("Population"):
+            gr.Markdown(
+                "Which units respond to which classes, over many test images of the checkpoint's data "
+                "set (one pass, cached on disk: a second query answers at once). Steps are shown from 1; "
+                "the API takes them from 0, as the trace counts them."
+            )
+            with gr.Row():
+                with gr.Column():
+                    pop_ckpt = gr.Dropdown(
+                        population_models, value=(population_models or [None])[0], label="Checkpoint"
+                    )
+                    pop_count = gr.Number(
+                        min(POPULATION_IMAGES, LIMITS.max_statistics_images),
+                        precision=0,
+                        minimum=1,
+                        maximum=LIMITS.max_statistics_images,
+                        label="Test images N",
+                    )
+                with gr.Column():
+                    # filled from the checkpoint when the page loads and when it changes (a
+                    # forward pass, so never while the demo is built: ZeroGPU runs the network
+                    # only inside its GPU handlers); an API caller may name any quantity and step
+                    # of its checkpoint, which the handlers check
+                    pop_quantity = gr.Dropdown([], allow_custom_value=True, label="Population quantity")
+                    pop_step = gr.Dropdown([], allow_custom_value=True, label="Step")
+                    pop_ordering = gr.Radio(
+                        [("clustered by class profile", "cluster"), ("by selectivity", "selectivity")],
+                        value="cluster",
+                        label="Order the units",
+                    )
+            pop_button = gr.Button("Show unit x class selectivity", variant="primary")
+            pop_plot = gr.Plot(label="Class-conditional means and selectivity d'")
+            pop_text = gr.Markdown()
+            pop_button.click(
+                on_gpu(selectivity_handler),
+                [pop_ckpt, pop_count, pop_quantity, pop_step, pop_ordering],
+                [pop_plot, pop_text],
+                api_name="selectivity",
+            )
+            _files_row(
+                selectivity_files_handler,
+                [pop_ckpt, pop_count, pop_quantity, pop_step, pop_ordering],
+                "selectivity_files",
+            )
+            gr.Markdown("### Dataset exemplars: the test images that drive one unit")
+            with gr.Row():
+                pop_unit = gr.Number(0, precision=0, minimum=0, label="Unit (e.g. a most selective one)")
+                pop_k = gr.Slider(1, 32, value=9, step=1, label="Images k")
+                pop_end = gr.Radio(list(EXEMPLAR_ENDS), value="highest", label="Values")
+                pop_exemplar_button = gr.Button("Show the exemplars")
+            pop_gallery = gr.Gallery(label="Exemplars (file name = value)", columns=9, height="auto")
+            pop_exemplar_button.click(
+                on_gpu(exemplars_handler),
+                [pop_ckpt, pop_count, pop_quantity, pop_step, pop_unit, pop_k, pop_end],
+                pop_gallery,
+                api_name="exemplars",
+            )
+            population_choices = on_gpu(population_choices_handler)  # one wrapper, two events
+            pop_ckpt.change(
+                population_choices,
+                pop_ckpt,
+                [pop_quantity, pop_step],
+                api_name="population_quantities",
+            )
+            pop_quantity.change(
+                on_gpu(population_steps_handler),
+                [pop_ckpt, pop_quantity],
+                pop_step,
+                api_name="population_steps",
+            )
+            demo.load(
+                population_choices,
+                pop_ckpt,
+                [pop_quantity, pop_step],
+                api_name="population_choices",
+            )
+        with gr.Tab("Compare"):
+            gr.Markdown(
+                "A CRMN (or RiR) beside the ResNet trained the same way, on the same test images: "
+                "accuracies, the agreement matrix, per-class accuracy, the images they disagree on, "
+                "and both training runs."
+            )
+            with gr.Row():
+                cmp_pair = gr.Dropdown(pairs, value=(pairs or [(None, None)])[0][1], label="Pair")
+                cmp_count = gr.Number(
+                    min(POPULATION_IMAGES, LIMITS.max_statistics_images),
+                    precision=0,
+                    minimum=1,
+                    maximum=LIMITS.max_statistics_images,
+                    label="Test images N",
+                )
+                cmp_button = gr.Button("Compare", variant="primary")
+            cmp_text = gr.Markdown()
+            cmp_names = gr.Dropdown([], label="Comparison figure")
+            cmp_plot = gr.Plot(label="Comparison figure")
+            cmp_curves = gr.Plot(label="Training curves of the pair")
+            cmp_rows = gr.Dataframe(
+                headers=DISAGREEMENT_HEADERS, label="Images they disagree on", interactive=False
+            )
+            cmp_made = gr.State({})
+            cmp_button.click(
+                on_gpu(compare_handler),
+                [cmp_pair, cmp_count],
+                [cmp_text, cmp_made, cmp_names, cmp_plot, cmp_curves, cmp_rows],
+                api_name="compare",
+            )
+            cmp_names.change(pick_figure_handler, [cmp_made, cmp_names], cmp_plot, api_name=False)
         with gr.Tab("All figures"):
             gr.Markdown(
                 "Every view that applies to the checkpoint, with its default settings: the figures "

@@ -86,6 +86,19 @@ VIEWS: dict[str, ViewRequirement] = {
         ),
         train_hint="crmn-viz train configs/crmn-cifar10.toml",
     ),
+    "blocks": ViewRequirement(
+        "Blocks",
+        needs=lambda model: bool(model.gradcam_layers),
+        why="it shows the output of every residual block or layer, and this model records none",
+        train_hint="crmn-viz train configs/resnet-cifar10.toml",
+    ),
+    "population": ViewRequirement(
+        "Population",
+        needs=lambda model: bool(model.gradcam_layers) or model.has_memory,
+        why="it studies the units of the blocks or the memory over a data set, and this model records none",
+        train_hint="crmn-viz train configs/crmn-cifar10.toml",
+    ),
+    "compare": ViewRequirement("CRMN vs ResNet"),  # compares zoo pairs, whatever the sidebar holds
     "attributions": ViewRequirement("Attributions"),
     "faces": ViewRequirement(
         "Face keypoints",

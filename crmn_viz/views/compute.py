@@ -37,6 +37,7 @@ __all__ = [
     "Compute",
     "DirectCompute",
     "MethodOptions",
+    "SecondModel",
     "TargetSpec",
     "attribution_target",
 ]
@@ -265,6 +266,114 @@ def _gate_statistics_test(model: TracedModel, dataset: str, count: int) -> Any:
     return gate_statistics(model, subset, by_class=True, progress=False, batch_size=100, max_images=most)
 
 
+# --------------------------------------------------------------------------- population work
+# Dataset passes over the test split. The pass is kept on disk by the weights' digest
+# (crmn_viz.analysis.population), so every query after the first reads it back at once.
+
+
+def _population(model: TracedModel, dataset: str, count: int, progress: Progress | None = None) -> Any:
+    """:func:`crmn_viz.analysis.population.test_set_population` over ``count`` test images spread
+    evenly over the test split (read from the on-disk cache when that pass was made before)."""
+    from crmn_viz.analysis.population import test_set_population
+
+    report = None if progress is None else (lambda done, total: progress(done, total, "images"))
+    return test_set_population(model, dataset, count, progress=report or False)
+
+
+def _selectivity(
+    model: TracedModel, dataset: str, count: int, quantity: str, step: int, ordering: str, bootstrap: int
+) -> Any:
+    """:func:`crmn_viz.analysis.selectivity.selectivity_from_table` of one quantity at one step over
+    the population pass of ``count`` test images."""
+    from crmn_viz.analysis.selectivity import selectivity_from_table
+
+    table = _population(model, dataset, count)
+    return selectivity_from_table(table, quantity, step, ordering=ordering, bootstrap=bootstrap)
+
+
+def _exemplars(
+    model: TracedModel, dataset: str, count: int, quantity: str, step: int, unit: int, k: int, lowest: bool
+) -> list[Any]:
+    """:func:`crmn_viz.analysis.population.exemplars`: the ``k`` test images with the highest (or
+    lowest) value of one unit at one step, from the population pass."""
+    from crmn_viz.analysis.population import exemplars
+
+    return exemplars(_population(model, dataset, count), quantity, step, unit, k, lowest=lowest)
+
+
+def _nearest_trajectories(
+    model: TracedModel, dataset: str, count: int, quantity: str, png: bytes, k: int
+) -> list[tuple[int, str, float]]:
+    """The ``k`` test images whose trajectory of ``quantity`` over every step and unit lies nearest
+    (Euclidean) to the picture's, as :func:`crmn_viz.analysis.population.nearest_trajectories`;
+    the picture's own trajectory is recorded by the same pass (one image, not cached)."""
+    from crmn_viz.analysis.inputs import preprocessor_for
+    from crmn_viz.analysis.population import nearest_trajectories, population_pass
+
+    table = _population(model, dataset, count)
+    picture = preprocessor_for(model).to_tensor(decode_images([png])[0]).unsqueeze(0)
+    own = population_pass(model, picture, image_names=["this image"], top_k=1)
+    trajectory = np.asarray(own.values(quantity)[0], dtype=np.float32)
+    return nearest_trajectories(table, quantity, trajectory, k)
+
+
+def _test_images(model: TracedModel, dataset: str, names: tuple[str, ...]) -> list[Any]:
+    """The data set's test images of these names (as :func:`crmn_viz.views.test_images.test_image`)."""
+    from crmn_viz.views.test_images import test_image
+
+    return [test_image(dataset, name) for name in names]
+
+
+def _probes(
+    model: TracedModel, dataset: str, train_count: int, test_count: int, progress: Progress | None = None
+) -> Any:
+    """:func:`crmn_viz.analysis.probes.linear_probes` trained on ``train_count`` training images and
+    scored on ``test_count`` test images spread over the test split."""
+    from crmn_viz.analysis.probes import linear_probes
+    from crmn_viz.data import build_dataset
+    from crmn_viz.views.test_images import for_model, test_subset
+
+    train = build_dataset(dataset, "train", train_augment=False)  # probes read the images as they are
+    test = test_subset(dataset, test_count)
+    return linear_probes(
+        model,
+        for_model(train, dataset, model),
+        for_model(test, dataset, model),
+        train_images=train_count,
+        test_images=len(test),
+        progress=progress,
+    )
+
+
+class SecondModel:
+    """A second model handed to a work function (a comparison). It pickles as its
+    :func:`~crmn_viz.checkpoints.checkpoint_key` (digests of the bytes read), so a front end's
+    cache keys on what the model is, and never pickles the model itself."""
+
+    def __init__(self, model: TracedModel, name: str) -> None:
+        self.model = model
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from crmn_viz.checkpoints import checkpoint_key
+
+        return (str, (f"{self.name}|{checkpoint_key(self.model)}",))
+
+
+def _comparison(
+    model: TracedModel, other: SecondModel, dataset: str, count: int, progress: Progress | None = None
+) -> Any:
+    """:func:`crmn_viz.analysis.comparison.test_set_comparison` of the model (A) and ``other`` (B) on
+    ``count`` test images spread evenly over the test split."""
+    from crmn_viz.analysis.comparison import test_set_comparison
+
+    identity = getattr(model, "checkpoint", None)
+    name_a = str(getattr(identity, "name", None) or model.arch)
+    return test_set_comparison(
+        model, other.model, dataset, count, progress=progress, name_a=name_a, name_b=other.name
+    )
+
+
 WORK: dict[Callable[..., Any], str] = {
     _trace: "Running the network…",
     _classify: "Classifying…",
@@ -280,6 +389,10 @@ WORK: dict[Callable[..., Any], str] = {
     _faithfulness: "Deleting and inserting pixels in the map's order…",
     _gate_statistics_images: "Collecting gate statistics…",
     _gate_statistics_test: "Collecting gate statistics over test images…",
+    _selectivity: "Resampling the images of every class…",
+    _exemplars: "",
+    _nearest_trajectories: "Finding the test images whose memory moves like this one's…",
+    _test_images: "",
 }
 """Every work function a :class:`Compute` hands to :meth:`Compute.call`, with what a front end
 may say while it runs ("" for work too quick to mention)."""
@@ -289,6 +402,9 @@ PROGRESS_WORK: dict[Callable[..., Any], str] = {
     _dataset_effect: "Running every experiment over the test images…",
     _trust_table: "Checking every method on every image…",
     _trust_table_test: "Checking every method on the test images…",
+    _population: "Recording every unit over the test images…",
+    _probes: "Training a linear probe at every block…",
+    _comparison: "Running both models over the test images…",
 }
 """Long work functions that take a last ``progress`` argument, handed to
 :meth:`Compute.call_with_progress`, with the title of their progress bar."""
@@ -302,6 +418,8 @@ HEAVY_WORK: frozenset[Callable[..., Any]] = frozenset(
         _faithfulness,
         _gate_statistics_images,
         _gate_statistics_test,
+        _selectivity,
+        _nearest_trajectories,
         *PROGRESS_WORK,
     }
 )
@@ -454,6 +572,62 @@ class Compute:
         """Every method's faithfulness over ``count`` test images spread over the test split."""
         chosen = (tuple(methods), tuple(target), tuple(options), int(steps))
         return self.call_with_progress(_trust_table_test, model, dataset, int(count), *chosen)
+
+    # ----------------------------------------------------------------------- populations
+
+    def population(self, model: TracedModel, dataset: str, count: int) -> Any:
+        """Every unit of every recorded quantity over ``count`` test images (a ``PopulationTable``)."""
+        return self.call_with_progress(_population, model, dataset, int(count))
+
+    def selectivity(
+        self,
+        model: TracedModel,
+        dataset: str,
+        count: int,
+        quantity: str,
+        step: int,
+        ordering: str = "cluster",
+        bootstrap: int = 1000,
+    ) -> Any:
+        """Unit x class selectivity of ``quantity`` at ``step`` (after :meth:`population`)."""
+        chosen = (str(quantity), int(step), str(ordering), int(bootstrap))
+        return self.call(_selectivity, model, dataset, int(count), *chosen)
+
+    def exemplars(
+        self,
+        model: TracedModel,
+        dataset: str,
+        count: int,
+        quantity: str,
+        step: int,
+        unit: int,
+        k: int,
+        lowest: bool = False,
+    ) -> list[Any]:
+        """The ``k`` test images that drive one unit most (or least), after :meth:`population`."""
+        chosen = (str(quantity), int(step), int(unit), int(k), bool(lowest))
+        return self.call(_exemplars, model, dataset, int(count), *chosen)
+
+    def nearest_trajectories(
+        self, model: TracedModel, dataset: str, count: int, quantity: str, image: SelectedImage, k: int
+    ) -> list[tuple[int, str, float]]:
+        """Test images whose trajectory of ``quantity`` lies nearest to the image's."""
+        return self.call(_nearest_trajectories, model, dataset, int(count), str(quantity), image.png, int(k))
+
+    def test_images(self, model: TracedModel, dataset: str, names: Sequence[str]) -> list[SelectedImage]:
+        """The named test images of ``dataset`` as :class:`SelectedImage` objects."""
+        return self.call(_test_images, model, dataset, tuple(str(name) for name in names))
+
+    def probes(self, model: TracedModel, dataset: str, train_count: int, test_count: int) -> Any:
+        """Linear probes of every block (and the memory's hidden state) on the test images."""
+        return self.call_with_progress(_probes, model, dataset, int(train_count), int(test_count))
+
+    def comparison(
+        self, model: TracedModel, other: TracedModel, other_name: str, dataset: str, count: int
+    ) -> Any:
+        """The model (A) beside ``other`` (B, named ``other_name``) on ``count`` test images."""
+        pair = SecondModel(other, str(other_name))
+        return self.call_with_progress(_comparison, model, pair, dataset, int(count))
 
 
 DirectCompute = Compute

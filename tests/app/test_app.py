@@ -79,7 +79,11 @@ def test_app_opens_on_overview_with_a_zoo_model_and_gallery_images(zoo: Path) ->
         ("overview", "tiny-renet", 1),
         ("overview", "tiny-faces", 2),
         ("lstm_memory", "tiny-crmn", 2),
-        ("renet_sweeps", "tiny-renet", 3),
+        ("renet_sweeps", "tiny-renet", 4),  # sweeps, patch grid, context reach, sweep gates
+        ("blocks", "tiny-crmn", 1),
+        ("blocks", "tiny-resnet", 1),
+        ("blocks", "tiny-renet", 1),
+        ("blocks", "tiny-rir", 1),
         ("rir_streams", "tiny-rir", 2),
         ("attributions", "tiny-crmn", 2),
         ("attributions", "tiny-resnet", 2),

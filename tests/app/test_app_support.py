@@ -196,7 +196,7 @@ def test_every_view_reads_capabilities_and_suggests_the_checkpoints_it_suits(
         arch: {key for key, view in VIEWS.items() if view.applies_to(tiny_model(arch))}
         for arch in ("crmn", "resnet", "renet", "rir")
     }
-    common = {"overview", "attributions", "export"}
+    common = {"overview", "attributions", "export", "blocks", "population", "compare"}
     assert applies == {  # Experiments edit a memory, a sweep or a removable stream: not a plain ResNet
         "crmn": common | {"lstm", "experiments"},
         "resnet": common,

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_train_hint_names_a_shipped_recipe_for_the_right_model():
     hints = {key: view for key, view in VIEWS.items() if view.train_hint}
-    assert set(hints) == {"lstm", "renet", "rir", "faces", "experiments"}
+    assert set(hints) == {"lstm", "renet", "rir", "faces", "experiments", "blocks", "population"}
     for key, view in hints.items():
         words = shlex.split(view.train_hint)
         assert words[:2] == ["crmn-viz", "train"] and len(words) == 3, view.train_hint

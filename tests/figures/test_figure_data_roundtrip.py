@@ -30,18 +30,26 @@ import torch
 import crmn_viz
 import crmn_viz.figures as figures
 from crmn_viz.analysis.attribution_trust import TrustRow, trust_table_from_rows
+from crmn_viz.analysis.block_channels import block_channel_summary
+from crmn_viz.analysis.comparison import ModelComparison, summarise_predictions
 from crmn_viz.analysis.experiments import DatasetEffect, EffectRow
 from crmn_viz.analysis.faithfulness import FaithfulnessCurve
 from crmn_viz.analysis.keypoint_evaluation import normalised_mean_error
 from crmn_viz.analysis.sanity_checks import SanityCheckResult
+from crmn_viz.analysis.selectivity import UnitSelectivity, unit_selectivity
 from crmn_viz.analysis.step_attribution import StepAttribution
+from crmn_viz.analysis.training_logs import read_training_log
 from crmn_viz.figures import (
     export_figure,
     figure_data,
+    plot_agreement_matrix,
     plot_attribution_overlay,
+    plot_block_channels,
     plot_cell_state,
     plot_context_reach,
+    plot_correctness,
     plot_dataset_effect,
+    plot_exemplar_grid,
     plot_experiment_heatmaps,
     plot_experiment_readout,
     plot_faithfulness_curves,
@@ -52,18 +60,25 @@ from crmn_viz.figures import (
     plot_keypoints,
     plot_memory_animation,
     plot_patch_grid,
+    plot_per_class_accuracy,
     plot_prediction_bar,
+    plot_probes,
     plot_sanity_check,
     plot_step_attribution,
+    plot_stepwise_accuracy,
     plot_stepwise_keypoints,
     plot_stepwise_probabilities,
     plot_stream_maps,
     plot_stream_norms,
+    plot_sweep_gates,
     plot_sweep_maps,
+    plot_training_curves,
     plot_trust_summary,
+    plot_unit_selectivity,
 )
 from tests.conftest import random_input, tiny_model
 
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog"]
 FACE_SIZE = (36, 44)  # height, width of the synthetic face photo
 
@@ -107,6 +122,7 @@ def make_inputs() -> SimpleNamespace:
         renet=traces["renet"],
         rir=traces["rir"],
         renet_model=models["renet"],
+        rir_model=models["rir"],
         renet_images=batches["renet"],
         photo=rng.integers(0, 256, (*FACE_SIZE, 3), dtype=np.uint8),
         prediction=truth + rng.normal(scale=1.5, size=truth.shape),
@@ -127,6 +143,41 @@ def inputs() -> SimpleNamespace:
 
 
 # --------------------------------------------------------------------------- cases
+
+
+def _selectivity() -> UnitSelectivity:
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(4), 12)
+    values = rng.normal(size=(48, 6))
+    values[:, 2] += 3.0 * (labels == 1)  # one unit prefers class 1
+    return unit_selectivity(values, labels, CLASSES[:4], quantity="hidden", step=2, bootstrap=50)
+
+
+def _probe_result() -> Any:
+    from tests.figures.test_probe_figures import _result
+
+    return _result()
+
+
+def _comparison() -> ModelComparison:
+    rng = np.random.default_rng(12)
+    labels = np.repeat(np.arange(len(CLASSES)), 6)
+    flip_a, flip_b = rng.uniform(size=labels.size) < 0.25, rng.uniform(size=labels.size) < 0.35
+    a = np.where(flip_a, rng.integers(0, len(CLASSES), labels.size), labels)
+    b = np.where(flip_b, rng.integers(0, len(CLASSES), labels.size), labels)
+    return summarise_predictions(
+        labels,
+        a,
+        b,
+        rng.uniform(0.4, 1, labels.size),
+        rng.uniform(0.4, 1, labels.size),
+        CLASSES,
+        name_a="crmn",
+        name_b="resnet",
+        dataset="synthetic",
+        stepwise_accuracy_a=np.linspace(0.2, 0.8, 6),
+        resamples=200,
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +228,36 @@ def _trust_rows() -> list[TrustRow]:
 
 
 CASES: dict[str, Case] = {
+    "exemplar grid": Case(
+        "plot_exemplar_grid",
+        lambda i: plot_exemplar_grid(
+            [i.attribution_image, i.attribution_image[::-1]],
+            ["test/cat/0001.jpg", "test/dog/0002.jpg"],
+            [0.9, 0.7],
+            title="hidden state h, unit 3, step 2: highest",
+        ),
+    ),
+    "linear probes": Case("plot_probes", lambda i: plot_probes(_probe_result(), np.linspace(0.2, 0.9, 6))),
+    "unit selectivity": Case("plot_unit_selectivity", lambda i: plot_unit_selectivity(_selectivity())),
+    "per-class accuracy": Case("plot_per_class_accuracy", lambda i: plot_per_class_accuracy(_comparison())),
+    "agreement matrix": Case("plot_agreement_matrix", lambda i: plot_agreement_matrix(_comparison())),
+    "correctness": Case("plot_correctness", lambda i: plot_correctness(_comparison())),
+    "stepwise accuracy": Case("plot_stepwise_accuracy", lambda i: plot_stepwise_accuracy(_comparison())),
+    "block channels": Case(
+        "plot_block_channels", lambda i: plot_block_channels(block_channel_summary(i.rir, i.rir_model, 1))
+    ),
+    "sweep gates": Case(
+        "plot_sweep_gates", lambda i: plot_sweep_gates(i.renet, 1, "reset_gate", image_index=1)
+    ),
+    "training curves": Case(
+        "plot_training_curves",
+        lambda i: plot_training_curves(
+            {
+                name: read_training_log(REPO / "docs" / "training-logs" / f"{name}.jsonl")
+                for name in ("crmn-cifar10", "resnet-cifar10", "crmn-faces68")
+            }
+        ),
+    ),
     "faithfulness curves": Case(
         "plot_faithfulness_curves",
         lambda i: plot_faithfulness_curves(

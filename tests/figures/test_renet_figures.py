@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from crmn_viz.figures import context_reach_masks, plot_context_reach, plot_patch_grid, plot_sweep_maps
-from crmn_viz.figures.renet import SWEEP_DIRECTIONS, renet_grid_sizes, sweep_pca_rgb
+from crmn_viz.figures.renet import (
+    BOUNDED_GATES,
+    SWEEP_DIRECTIONS,
+    SWEEP_LABELS,
+    plot_sweep_gates,
+    renet_grid_sizes,
+    sweep_gate_names,
+    sweep_pca_rgb,
+)
 from tests.conftest import random_input, tiny_model
 
 # tiny ReNet: 9 x 9 RGB input, 2 x 2 patches (zero padding to 10 x 10) -> 5 x 5 grid, then 3 x 3
@@ -168,3 +176,89 @@ def test_context_reach_figure(renet) -> None:
     assert (outline.x0, outline.x1, outline.y0, outline.y1) == (1.5, 3.5, 3.5, 5.5)  # a 2 x 2 pixel patch
     with pytest.raises(ValueError, match="patch_sizes"):
         plot_context_reach(trace, 0, 2, 1, image=images[0])
+
+
+# --------------------------------------------------------------------------- sweep gates
+
+
+@pytest.fixture(scope="module", params=["gru", "lstm"])
+def gated_renet(request):
+    torch.manual_seed(0)
+    model = tiny_model("renet", cell=request.param)
+    with torch.no_grad():
+        _, trace = model.run_with_trace(random_input(model, batch=2))
+    return request.param, model, trace
+
+
+def test_the_gates_found_in_the_trace_are_the_cells_gates(gated_renet) -> None:
+    from crmn_viz.models.sweeps import GATES_BY_CELL
+
+    cell, model, trace = gated_renet
+    for layer in range(len(model.layers)):
+        assert sweep_gate_names(trace.keys(), layer) == GATES_BY_CELL[cell]
+        assert sweep_gate_names(model.trace_names(), layer) == GATES_BY_CELL[cell]
+    assert sweep_gate_names(["layers.0.out", "layers.0.gates.vertical_fwd.update_gate"], 0) == ()
+    # every sigmoid gate of either cell is drawn on [0, 1]; only the LSTM cell state is not
+    assert BOUNDED_GATES | {"cell"} == set(GATES_BY_CELL["gru"]) | set(GATES_BY_CELL["lstm"])
+
+
+def test_each_sweep_panel_is_the_channel_mean_of_its_traced_gate(gated_renet) -> None:
+    cell, model, trace = gated_renet
+    gates = sweep_gate_names(trace.keys(), 0)
+    chosen = [(0, gate) for gate in gates] + [(1, gates[-1])]  # every gate of layer 0, one of layer 1
+    for layer, gate in chosen:
+        fig = plot_sweep_gates(trace, layer, gate, image_index=1)
+        heatmaps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+        boxes = [t for t in fig.data if isinstance(t, go.Box)]
+        assert [t.name for t in heatmaps] == list(SWEEP_DIRECTIONS)
+        for heatmap, box, direction in zip(heatmaps, boxes, SWEEP_DIRECTIONS):
+            traced = trace[f"layers.{layer}.gates.{direction}.{gate}"][1].double().numpy()  # [d, R, C]
+            np.testing.assert_allclose(np.asarray(heatmap.z), traced.mean(axis=0), rtol=1e-6)
+            np.testing.assert_allclose(np.asarray(box.y), traced.mean(axis=(1, 2)), rtol=1e-6)
+            assert np.asarray(heatmap.z).shape == tuple(model.grid_sizes[layer])
+        if gate in BOUNDED_GATES:
+            assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 1.0)
+        else:  # the LSTM cell state: signed, a scale symmetric about 0
+            assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
+        assert [a.text for a in fig.layout.annotations][:4] == [SWEEP_LABELS[d] for d in SWEEP_DIRECTIONS]
+        assert fig.layout.meta["gate"] == gate and fig.layout.meta["image_index"] == 1
+    default = plot_sweep_gates(trace, 0)
+    assert default.layout.meta["gate"] == ("update_gate" if cell == "gru" else "input_gate")
+
+
+def test_sweep_gates_refuse_a_gate_the_trace_lacks(gated_renet) -> None:
+    _, _, trace = gated_renet
+    with pytest.raises(KeyError, match="no_such_gate"):
+        plot_sweep_gates(trace, 0, "no_such_gate")
+    with pytest.raises(KeyError, match="no gates of ReNet layer 0"):
+        plot_sweep_gates({"layers.0.out": trace["layers.0.out"]}, 0)
+
+
+def test_the_gate_view_traces_the_chosen_gate_of_the_image() -> None:
+    import io
+
+    from PIL import Image
+
+    from crmn_viz.inputs.selection import SelectedImage
+    from crmn_viz.views.compute import DirectCompute
+    from crmn_viz.views.sweeps import renet_gate_names, sweep_gates_view
+
+    torch.manual_seed(0)
+    model = tiny_model("renet", cell="lstm")
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(1).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    image = SelectedImage.from_bytes("noise.png", buffer.getvalue())
+    run = DirectCompute()
+    assert renet_gate_names(model, 1) == ("input_gate", "forget_gate", "output_gate", "cell")
+    shown = sweep_gates_view(model, image, 1, "forget_gate", run)
+    trace = run.trace(model, [image])
+    for heatmap in (t for t in shown.figure.data if isinstance(t, go.Heatmap)):
+        expected = trace[f"layers.1.gates.{heatmap.name}.forget_gate"][0].double().numpy().mean(axis=0)
+        np.testing.assert_allclose(np.asarray(heatmap.z), expected, rtol=1e-5)
+    assert dict(shown.settings) == {"layer": 1, "gate": "forget_gate"} and shown.images == (image,)
+    assert dict(sweep_gates_view(model, image, 0, None, run).settings)["gate"] == "input_gate"
+    with pytest.raises(ValueError, match="update_gate"):
+        sweep_gates_view(model, image, 0, "update_gate", run)
+    with pytest.raises(ValueError, match="layer must be"):
+        sweep_gates_view(model, image, 2, None, run)

@@ -26,6 +26,11 @@ from crmn_viz.views.running import describe_device
 
 SELECTION = "selection"
 REPORTED_UPLOAD_ERRORS = "reported_upload_errors"
+PICKED_IMAGES = "picked_images"
+"""Session key: test images sent to every page from the Population or comparison pages."""
+MAX_PICKED_IMAGES = 12
+FOCUS_UNITS = "focus_units"
+"""Session key: memory units another page asked the LSTM page to show ("show unit 37")."""
 GALLERY_DEFAULTS = {"cifar10": 4, "mnist": 4, "faces68": 2}
 
 
@@ -249,10 +254,17 @@ def render_sidebar() -> Selection | None:
         card = dict(getattr(model, "card", {}) or {})
         st.markdown("### Images")
         sources = ["Gallery", "Upload", "Camera"] if model.task == "keypoints" else ["Gallery", "Upload"]
+        picked = list(st.session_state.get(PICKED_IMAGES, []))
+        if picked:
+            sources.append("Picked")
+        if st.session_state.pop("image_source_request", None) in sources:
+            st.session_state["image_source"] = "Picked"
+        elif st.session_state.get("image_source") not in sources:
+            st.session_state.pop("image_source", None)
+        st.session_state.setdefault("image_source", "Gallery")
         source = st.segmented_control(
             "Image source",
             sources,
-            default="Gallery",
             key="image_source",
             required=True,
             label_visibility="collapsed",
@@ -262,6 +274,10 @@ def render_sidebar() -> Selection | None:
             images, refused = _uploaded_images()
         elif source == "Camera":
             images, refused = _uploaded_images("camera")
+        elif source == "Picked":
+            images = picked
+            st.caption("Test images sent here from the Population and CRMN vs ResNet pages.")
+            st.button("Forget them", key="picked_clear", on_click=forget_picked_images)
         else:
             images = _gallery_images(card.get("dataset"))
         if images:
@@ -272,6 +288,28 @@ def render_sidebar() -> Selection | None:
     selection = Selection(model, key, name, card, images, refused)
     st.session_state[SELECTION] = selection
     return selection
+
+
+# --------------------------------------------------------------------------- sending to pages
+
+
+def send_to_pages(image: SelectedImage) -> None:
+    """A callback: add ``image`` (e.g. a dataset exemplar) to the images every page shows, as the
+    sidebar's "Picked" source (at most :data:`MAX_PICKED_IMAGES`, the newest kept)."""
+    picked = [kept for kept in st.session_state.get(PICKED_IMAGES, []) if kept.digest != image.digest]
+    st.session_state[PICKED_IMAGES] = [*picked, image][-MAX_PICKED_IMAGES:]
+    st.session_state["image_source_request"] = "Picked"
+
+
+def forget_picked_images() -> None:
+    """A callback: drop the picked images and go back to the gallery."""
+    st.session_state.pop(PICKED_IMAGES, None)
+    st.session_state["image_source"] = "Gallery"
+
+
+def focus_units(units: list[int]) -> None:
+    """A callback: ask the LSTM memory page to show these units (it picks them on its next run)."""
+    st.session_state[FOCUS_UNITS] = [int(unit) for unit in units]
 
 
 # --------------------------------------------------------------------------- pages
