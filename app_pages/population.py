@@ -39,7 +39,7 @@ def _exemplar_grid(rows, pictures, key: str) -> None:  # type: ignore[no-untyped
     columns = st.columns(min(len(pictures), 8) or 1)
     for rank, (row, picture) in enumerate(zip(rows, pictures)):
         with columns[rank % len(columns)]:
-            st.image(picture.enlarged(96), caption=f"{row[1]} · {row[2]:.3g}")
+            st.image(picture.enlarged(96), caption=f"{row[1].removeprefix('test/')} · {row[2]:.3g}")
             st.button(
                 "Use",
                 key=f"{key}_{rank}",

@@ -39,6 +39,7 @@ def test_quick_benchmarks_run_and_outputs_match():
         "batched-attribute",
         "faithfulness",
         "load",
+        "population",
     ]
     assert all(r.outputs_match for r in results), [r for r in results if not r.outputs_match]
     assert all(r.baseline_s > 0 and r.candidate_s > 0 for r in results)
@@ -139,3 +140,13 @@ def test_browser_rows_are_ratios_to_the_trivial_rerun_with_goal_verdicts():
     assert before[1].goal.endswith("NOT met") and before[2].goal.endswith("NOT met")  # 2.5 s; 1 evaluation
     assert "1 network evaluations" in before[2].case and before[2].case.startswith("before: ")
     assert all(r.outputs_match and r.group == "13 browser" for r in rows)
+
+
+def test_population_bench_checks_exemplars_without_the_data_set(monkeypatch, tmp_path):
+    """Without CIFAR-10 on disk the quick row still checks exemplars against an argsort."""
+    from crmn_viz.benchmarks import bench_population
+
+    monkeypatch.setenv("CRMN_VIZ_DATA_DIR", str(tmp_path))  # an empty data folder
+    (row,) = bench_population(True, torch.device("cpu"), 1)
+    assert row.group == "18 population pass"
+    assert row.outputs_match
