@@ -215,10 +215,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    def progress(done: int, total: int, title: str) -> None:
-        if not args.quiet:
-            print(f"[{done}/{total}] {title}", file=sys.stderr)
-
+    progress = _progress_printer(args.quiet)
     effect = dataset_effect(model, batches, resamples=args.resamples, seed=args.seed, progress=progress)
     print(effect_markdown(effect, per_class=args.per_class))
     if args.json:
@@ -298,10 +295,7 @@ def _cmd_attribution_check(args: argparse.Namespace) -> int:
         return 2
     options = {"integrated_gradients": {"n_steps": args.ig_steps}}
 
-    def progress(done: int, total: int, label: str) -> None:
-        if not args.quiet:
-            print(f"[{done}/{total}] {label}", file=sys.stderr)
-
+    progress = _progress_printer(args.quiet)
     try:
         table = trust_table(
             model,

@@ -318,10 +318,10 @@ def _nearest_trajectories(
 
 
 def _test_images(model: TracedModel, dataset: str, names: tuple[str, ...]) -> list[Any]:
-    """The data set's test images of these names (as :func:`crmn_viz.views.test_images.test_image`)."""
-    from crmn_viz.views.test_images import test_image
+    """The data set's test images of these names (:func:`crmn_viz.views.test_images.test_images`)."""
+    from crmn_viz.views.test_images import test_images
 
-    return [test_image(dataset, name) for name in names]
+    return test_images(dataset, names)
 
 
 def _probes(

@@ -7,6 +7,7 @@ demo and the CLI show the same figure from the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,16 @@ def selectivity_markdown(result: UnitSelectivity, k: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _picture_grid(
+    pictures: Sequence[SelectedImage], values: Sequence[float], title: str, value_label: str
+) -> Any:
+    """:func:`~crmn_viz.figures.population.plot_exemplar_grid` of test images (named by their file
+    names in the data set) with the value that ranks each."""
+    rgb = [np.asarray(picture.image().convert("RGB")) for picture in pictures]
+    names = [picture.name for picture in pictures]
+    return plot_exemplar_grid(rgb, names, values, title=title, value_label=value_label)
+
+
 def exemplars_view(
     model: TracedModel,
     dataset: str,
@@ -162,13 +173,7 @@ def exemplars_view(
     label = quantity_label(quantity)
     end = "lowest" if lowest else "highest"
     title = f"{label}, unit {unit}, step {step + 1}: {end} of {count} test images"
-    figure = plot_exemplar_grid(
-        [np.asarray(picture.image().convert("RGB")) for picture in pictures],
-        [row.image for row in rows],
-        [row.value for row in rows],
-        title=title,
-        value_label=label,
-    )
+    figure = _picture_grid(pictures, [row.value for row in rows], title, label)
     settings = {
         "quantity": quantity,
         "step": int(step),
@@ -207,13 +212,8 @@ def nearest_view(
     matches = compute.nearest_trajectories(model, dataset, count, quantity, image, k)
     pictures = compute.test_images(model, dataset, [name for _, name, _ in matches])
     label = quantity_label(quantity)
-    figure = plot_exemplar_grid(
-        [np.asarray(picture.image().convert("RGB")) for picture in pictures],
-        [name for _, name, _ in matches],
-        [distance for _, _, distance in matches],
-        title=f"nearest {label} trajectories to {image.name}",
-        value_label="Euclidean distance",
-    )
+    title = f"nearest {label} trajectories to {image.name}"
+    figure = _picture_grid(pictures, [distance for _, _, distance in matches], title, "Euclidean distance")
     settings = {"quantity": quantity, "k": int(k), "pass_images": int(count), "dataset": dataset}
     caption = (
         f"The {len(matches)} of {count} {dataset} test images whose {label} over every step and unit "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from crmn_viz.data import build_dataset
 from crmn_viz.images import encode_png
 from crmn_viz.inputs.selection import SelectedImage
 
-__all__ = ["Renormalised", "for_model", "test_image", "test_image_names", "test_subset"]
+__all__ = ["Renormalised", "for_model", "test_image", "test_image_names", "test_images", "test_subset"]
 
 
 def test_subset(dataset: str, count: int, data_dir: str | Path | None = None) -> Dataset:
@@ -46,39 +47,64 @@ def test_image_names(subset: Dataset) -> list[str]:
 
 
 def test_image(dataset: str, name: str, data_dir: str | Path | None = None) -> SelectedImage:
-    """One test image of ``dataset`` by its :func:`test_image_names` name, as a :class:`SelectedImage`
-    (source ``"dataset"``, labelled with its class) that every page can show.
+    """One test image of ``dataset`` by its :func:`test_image_names` name (see :func:`test_images`).
 
-    For a data set kept as an archive or folder (CIFAR-10) the picture is the member's own bytes
+    Raises:
+        ValueError: no test image has that name.
+        crmn_viz.data.DatasetNotFoundError: the data is not on disk.
+    """
+    return test_images(dataset, [name], data_dir)[0]
+
+
+def test_images(
+    dataset: str, names: Sequence[str], data_dir: str | Path | None = None
+) -> list[SelectedImage]:
+    """Test images of ``dataset`` by their :func:`test_image_names` names, as :class:`SelectedImage`
+    objects (source ``"dataset"``, labelled with their class) that every page can show. The data
+    set and its name index are built once for all of them.
+
+    For a data set kept as an archive or folder (CIFAR-10) a picture is the member's own bytes
     (``test/cat/0001.jpg``; its SHA-256 is what provenance records); for other data sets
     (``"<data set> test image <index>"``) it is the item at that index, unnormalised.
 
     Raises:
-        ValueError: no test image has that name.
+        ValueError: no test image has one of the names.
         crmn_viz.data.DatasetNotFoundError: the data is not on disk.
     """
     full = build_dataset(dataset, "test", data_dir)
     samples = getattr(full, "samples", None)
     reader = getattr(full, "reader", None)
     classes = list(getattr(full, "classes", []) or [])
+
+    def missing(name: str) -> ValueError:
+        return ValueError(f"{dataset} has no test image named {name!r}")
+
     if samples is not None and reader is not None:
         labels = dict(samples)
-        if name not in labels:
-            raise ValueError(f"{dataset} has no test image named {name!r}")
-        label = classes[labels[name]] if labels[name] < len(classes) else None
-        return SelectedImage.from_source(name, reader.read(name), source="dataset", label=label)
+        found = []
+        for name in names:
+            if name not in labels:
+                raise missing(name)
+            label = classes[labels[name]] if labels[name] < len(classes) else None
+            found.append(SelectedImage.from_source(name, reader.read(name), source="dataset", label=label))
+        return found
     prefix = f"{type(full).__name__} test image "
-    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
-        raise ValueError(f"{dataset} has no test image named {name!r}")
-    index = int(name[len(prefix) :])
-    if index >= len(full):  # type: ignore[arg-type]
-        raise ValueError(f"{dataset} has no test image named {name!r}")
-    raw = build_dataset(dataset, "test", data_dir, normalize=False)
-    image, target = raw[index]
-    pixels = (torch.as_tensor(image).float().clamp(0, 1) * 255).round().to(torch.uint8)
-    picture = Image.fromarray(pixels.permute(1, 2, 0).squeeze(-1).numpy())
-    label = classes[int(target)] if isinstance(target, int) and int(target) < len(classes) else None
-    return SelectedImage.from_source(name, encode_png(picture), source="dataset", label=label)
+    indices = []
+    for name in names:
+        if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+            raise missing(name)
+        if int(name[len(prefix) :]) >= len(full):  # type: ignore[arg-type]
+            raise missing(name)
+        indices.append(int(name[len(prefix) :]))
+    raw = build_dataset(dataset, "test", data_dir, normalize=False) if indices else None
+    found = []
+    for name, index in zip(names, indices):
+        image, target = raw[index]  # type: ignore[index]
+        pixels = (torch.as_tensor(image).float().clamp(0, 1) * 255).round().to(torch.uint8)
+        picture = Image.fromarray(pixels.permute(1, 2, 0).squeeze(-1).numpy())
+        label = classes[int(target)] if isinstance(target, int) and int(target) < len(classes) else None
+        found.append(SelectedImage.from_source(name, encode_png(picture), source="dataset", label=label))
+    return found
 
 
 Statistics = tuple[tuple[float, ...], tuple[float, ...]]
