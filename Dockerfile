@@ -24,6 +24,9 @@ RUN pip install --no-cache-dir --user torch torchvision --index-url ${TORCH_INDE
 
 COPY --chown=user . /home/user/app
 RUN pip install --no-cache-dir --user ".[app]"
+# The MTCNN face detector (its weights ship in the wheel); --no-deps because its metadata pins
+# torch < 2.3 and numpy < 2, while it runs on the versions installed above (scripts/setup.sh).
+RUN pip install --no-cache-dir --user --no-deps facenet-pytorch==2.6.0
 
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"

@@ -535,7 +535,10 @@ def test_metrics(
 ) -> dict[str, float]:
     """The card's test metrics: accuracy, or for faces68 the crop-level NME plus the NME
     through :func:`crmn_viz.predict_keypoints` on the original photos, face box given
-    and face found by the detector (see :mod:`crmn_viz.analysis.keypoint_evaluation`)."""
+    and face found by the default detector and refined (``test_nme_detector``; after each
+    round ``test_nme_detector_round{r}``), photos with no face found (and of those, scored on
+    the whole photo), and the NME of each landmark group (jaw, brows, nose, eyes, mouth) for
+    both protocols (see :mod:`crmn_viz.analysis.keypoint_evaluation`)."""
     metrics = {
         f"test_{k}": v
         for k, v in evaluate_model(model, dataset_name, "test", data_dir, max_batches=max_batches).items()
@@ -551,9 +554,14 @@ def test_metrics(
                 "test_nme_box_given": given["nme"],
                 "test_nme_detector": found["nme"],
                 "test_detector_no_face_found": found["no_face_found"],
+                "test_detector_whole_photo": found["whole_photo"],
                 "test_num_photos": given["num_photos"],
+                **{f"test_nme_detector_round{k}": v for k, v in enumerate(found["nme_by_round"])},
+                **{f"test_nme_box_given_{group}": v for group, v in given["nme_by_group"].items()},
+                **{f"test_nme_detector_{group}": v for group, v in found["nme_by_group"].items()},
             }
         )
+        metrics["test_detector"] = found["detector"]
     return metrics
 
 

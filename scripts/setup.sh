@@ -5,7 +5,8 @@
 #   1. the virtual environment VENV (default .venv), made with PYTHON (default python3, >= 3.10);
 #   2. PyTorch (TORCH_PACKAGES, default torch==2.14.1 torchvision==0.29.1), then the package with
 #      its extras (EXTRAS, default test,app,gradio,compare), editable, and the libraries the tests
-#      compare against (COMPARE_PACKAGES, default Quantus and pytorch-grad-cam, without their deps);
+#      compare against (COMPARE_PACKAGES, default Quantus, pytorch-grad-cam and dlib, without their deps)
+#      and the MTCNN face detector (FACE_PACKAGES, facenet-pytorch, without its deps);
 #   3. Debian's chromium, fonts-liberation and poppler-utils for figure export (PDF/SVG/PNG), when
 #      missing and this user may install them (root, or sudo without a password); otherwise it
 #      says that exports fall back to HTML and how to install them later.
@@ -18,7 +19,10 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_PACKAGES="${TORCH_PACKAGES:-torch==2.14.1 torchvision==0.29.1}"
 EXTRAS="${EXTRAS:-test,app,gradio,compare}"
-COMPARE_PACKAGES="${COMPARE_PACKAGES:-quantus==0.6.0 grad-cam==1.5.7}"
+COMPARE_PACKAGES="${COMPARE_PACKAGES:-quantus==0.6.0 grad-cam==1.5.7 dlib-bin==20.0.1.post1}"
+# The default face detector, MTCNN (weights inside the wheel); --no-deps: its metadata pins
+# torch < 2.3 and numpy < 2, but it runs on the versions installed here (tests check it).
+FACE_PACKAGES="${FACE_PACKAGES:-facenet-pytorch==2.6.0}"
 SYSTEM_PACKAGES=(chromium fonts-liberation poppler-utils)
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -55,6 +59,12 @@ if [ -n "$COMPARE_PACKAGES" ]; then
     say "installing $COMPARE_PACKAGES (--no-deps; their dependencies are the [compare] extra)"
     # shellcheck disable=SC2086
     "$py" -m pip install --quiet --no-deps $COMPARE_PACKAGES
+fi
+
+if [ -n "$FACE_PACKAGES" ]; then
+    say "installing $FACE_PACKAGES (--no-deps; the face detector falls back to Haar without it)"
+    # shellcheck disable=SC2086
+    "$py" -m pip install --quiet --no-deps $FACE_PACKAGES
 fi
 
 # ---------------------------------------------------------------- 3. figure export (Chromium)

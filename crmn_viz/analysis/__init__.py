@@ -36,6 +36,7 @@ from crmn_viz.analysis.attributions import (
     occlusion_positions,
     target_function,
 )
+from crmn_viz.analysis.face_detectors import MTCNNFaceDetector, default_face_detector
 from crmn_viz.analysis.inputs import (
     ImageBatch,
     class_names_for,
@@ -84,6 +85,7 @@ __all__ = [
     "HaarFaceDetector",
     "ImageBatch",
     "KeypointTarget",
+    "MTCNNFaceDetector",
     "MomentTable",
     "NoFaceFoundError",
     "RunningMoments",
@@ -93,6 +95,7 @@ __all__ = [
     "class_names_for",
     "classify",
     "crop_box_for",
+    "default_face_detector",
     "describe_target",
     "evaluation_mode",
     "fit_detector_calibration",

@@ -19,6 +19,7 @@ a model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import cv2
@@ -32,13 +33,16 @@ from crmn_viz.figures.theme import (
     OKABE_ITO,
     SEQUENTIAL_COLORSCALE,
     apply_paper_style,
+    inches_to_px,
     symmetric_range,
 )
 
 __all__ = [
+    "CROP_BOX_COLOUR",
     "FACE68_CLOSED_GROUPS",
     "FACE68_GROUPS",
     "FACE_BOX_COLOUR",
+    "GIVEN_BOX_COLOUR",
     "GROUND_TRUTH_COLOUR",
     "OUTER_EYE_CORNERS",
     "PREDICTION_COLOUR",
@@ -77,6 +81,11 @@ GROUND_TRUTH_COLOUR = OKABE_ITO["sky_blue"]
 
 FACE_BOX_COLOUR = "#000000"
 """Outline of the face boxes given to :func:`plot_keypoints` (dashed, thin)."""
+CROP_BOX_COLOUR = OKABE_ITO["bluish_green"]
+"""Outline of the crop the keypoint model saw (:func:`plot_keypoints`' ``crop_box``; its earlier
+rounds dotted and faint)."""
+GIVEN_BOX_COLOUR = OKABE_ITO["vermillion"]
+"""Outline of a face box the user gives or is drawing (:func:`plot_keypoints`' ``given_box``)."""
 
 OUTER_EYE_CORNERS: tuple[int, int] = (36, 45)
 """The 68-point indices whose distance normalises the 300-W NME (the outer eye corners)."""
@@ -471,6 +480,39 @@ def keypoint_summary(keypoints: Any, ground_truth: Any = None, boxes: Any = None
     return {name: value for name, value in summary.items() if value is not None}
 
 
+def _box_corners(box: Any, what: str) -> list[float] | None:
+    """One box ``(x0, y0, x1, y1)`` as four floats, or None."""
+    if box is None:
+        return None
+    corners = to_numpy(box).astype(float).reshape(-1)
+    if corners.shape != (4,):
+        raise ValueError(f"{what} must be (x0, y0, x1, y1), got shape {to_numpy(box).shape}")
+    return corners.tolist()
+
+
+def _add_box(
+    fig: go.Figure, corners: list[float], name: str, line: dict[str, Any], opacity: float = 1.0
+) -> None:
+    x0, y0, x1, y1 = corners
+    fig.add_shape(
+        type="rect",
+        x0=x0,
+        y0=y0,
+        x1=x1,
+        y1=y1,
+        name=name,
+        line=line,
+        fillcolor="rgba(0,0,0,0)",  # the template fills shapes
+        layer="above",
+        opacity=opacity,
+    )
+
+
+def _box_legend(name: str, line: dict[str, Any]) -> go.Scatter:
+    """A legend-only line entry (no data) naming a kind of box."""
+    return go.Scatter(x=[None], y=[None], mode="lines", name=name, line=line, hoverinfo="skip")
+
+
 def plot_keypoints(
     image: Any,
     keypoints_list: Any,
@@ -479,14 +521,19 @@ def plot_keypoints(
     upscale: int | None = None,
     radius: float | None = None,
     boxes: Any = None,
+    box_labels: Sequence[str] | None = None,
+    crop_box: Any = None,
+    round_boxes: Any = None,
+    given_box: Any = None,
     columns: Literal[1, 2] = 1,
+    width_in: float | None = None,
     height_in: float | None = None,
 ) -> go.Figure:
     """Facial keypoints drawn on the image (see :func:`draw_keypoints`), as a figure.
 
     Small crops (the CRMN keypoint model sees 80 x 80 pixels) are enlarged with
     nearest-neighbour sampling before drawing, so the outlines are smooth; the axes
-    stay in the original image pixels. A legend names the two colours.
+    stay in the original image pixels. A legend names the colours.
 
     Args:
         image: The image.
@@ -497,22 +544,40 @@ def plot_keypoints(
         radius: Disc radius in *original* image pixels (default: 1% of the shorter
             side, but at least 1.5 enlarged pixels).
         boxes: Face boxes ``(x0, y0, x1, y1)`` in image pixels (one per face, e.g. the
-            detector's or the crop's), drawn as thin dashed rectangles; default none.
+            detector's), drawn as thin dashed black rectangles named ``"face box"``; default none.
+        box_labels: One text per box (e.g. ``"1  0.99"``: its number and detector score),
+            written inside the box's top-left corner (kept on the photo) on a light background.
+        crop_box: The square crop ``(x0, y0, x1, y1)`` the model finally saw, drawn as a solid
+            green rectangle named ``"crop box"``.
+        round_boxes: Earlier crops ``[R, 4]`` (e.g. the refinement rounds before the last),
+            drawn faint and dotted in the crop box's colour, named ``"round k crop"``.
+        given_box: A face box the user gives or is drawing ``(x0, y0, x1, y1)``, a solid
+            vermillion rectangle named ``"given box"``.
         columns: Printed width: 1 or 2 columns.
+        width_in: Printed width in inches instead of the columns' (e.g. a larger figure for
+            a screen page).
         height_in: Printed height in inches (default: fitted to the image's aspect).
 
     Returns:
         A figure with one ``go.Image`` (the drawing, named ``"keypoints"``) and legend
-        entries ``"prediction"`` (and ``"ground truth"``). The numbers drawn are in
-        ``fig.layout.meta`` (:func:`keypoint_summary`: ``prediction``, ``ground_truth``,
-        their boxes, ``nme``, ``face_boxes``) together with ``upscale``.
+        entries ``"prediction"`` (and ``"ground truth"``, and one per kind of box drawn).
+        The numbers drawn are in ``fig.layout.meta`` (:func:`keypoint_summary`:
+        ``prediction``, ``ground_truth``, their boxes, ``nme``, ``face_boxes``) together with
+        ``upscale`` and, when given, ``face_box_labels``, ``crop_box``, ``round_boxes``
+        ([R][4]) and ``given_box``.
     """
     summary = keypoint_summary(keypoints_list, ground_truth, boxes)
-    drawn, factor = keypoint_image(image, keypoints_list, ground_truth, upscale=upscale, radius=radius)
-    height, width = drawn.shape[0] // factor, drawn.shape[1] // factor
+    face_boxes = summary.get("face_boxes", [])
+    if box_labels is not None and len(box_labels) != len(face_boxes):
+        raise ValueError(f"need one label per box, got {len(box_labels)} labels and {len(face_boxes)} boxes")
+    crop = _box_corners(crop_box, "crop_box")
+    given = _box_corners(given_box, "given_box")
+    earlier = _given_boxes(round_boxes)
+    drawing, factor = keypoint_image(image, keypoints_list, ground_truth, upscale=upscale, radius=radius)
+    height, width = drawing.shape[0] // factor, drawing.shape[1] // factor
     fig = go.Figure(
         go.Image(
-            z=drawn,
+            z=drawing,
             x0=-0.5 + 0.5 / factor,
             dx=1 / factor,
             y0=-0.5 + 0.5 / factor,
@@ -524,21 +589,48 @@ def plot_keypoints(
     fig.add_trace(legend_entry("prediction", PREDICTION_COLOUR))
     if ground_truth is not None:
         fig.add_trace(legend_entry("ground truth", GROUND_TRUTH_COLOUR))
-    for x0, y0, x1, y1 in summary.get("face_boxes", []):
-        fig.add_shape(
-            type="rect",
-            x0=x0,
-            y0=y0,
-            x1=x1,
-            y1=y1,
-            name="face box",
-            line={"color": FACE_BOX_COLOUR, "width": 1, "dash": "dash"},
-            fillcolor="rgba(0,0,0,0)",  # the template fills shapes
-            layer="above",
-            opacity=1,
-        )
-    add_meta(fig, **summary, upscale=int(factor))
+    face_line = {"color": FACE_BOX_COLOUR, "width": 1, "dash": "dash"}
+    crop_line = {"color": CROP_BOX_COLOUR, "width": 1.5}
+    given_line = {"color": GIVEN_BOX_COLOUR, "width": 1.5}
+    if earlier is not None:
+        for number, corners in enumerate(earlier.tolist()):
+            _add_box(fig, corners, f"round {number} crop", {**crop_line, "width": 1, "dash": "dot"}, 0.55)
+    for number, corners in enumerate(face_boxes):
+        _add_box(fig, corners, "face box", face_line)
+        if box_labels is not None:
+            fig.add_annotation(  # inside the top-left corner, kept on the photo
+                x=min(max(corners[0], -0.5), width - 0.5),
+                y=min(max(corners[1], -0.5), height - 0.5),
+                text=str(box_labels[number]),
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                font={"size": 8, "color": FACE_BOX_COLOUR},
+                bgcolor="rgba(255,255,255,0.8)",
+                borderpad=1,
+            )
+    if crop is not None:
+        _add_box(fig, crop, "crop box", crop_line)
+    if given is not None:
+        _add_box(fig, given, "given box", given_line)
+    if face_boxes:
+        fig.add_trace(_box_legend("face box", face_line))
+    if crop is not None:
+        fig.add_trace(_box_legend("crop box", crop_line))
+    if given is not None:
+        fig.add_trace(_box_legend("given box", given_line))
+    extra = {
+        "face_box_labels": None if box_labels is None else [str(label) for label in box_labels],
+        "crop_box": crop,
+        "round_boxes": None if earlier is None else earlier.tolist(),
+        "given_box": given,
+    }
+    add_meta(fig, **summary, upscale=int(factor), **{k: v for k, v in extra.items() if v is not None})
     image_pixel_axes(fig, height, width)
     fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}, showlegend=True)
-    default = image_figure_height_in(columns, height, width, reserved_width_px=55, reserved_height_px=75)
-    return apply_paper_style(fig, columns=columns, height_in=height_in or default)
+    if width_in is None:
+        default = image_figure_height_in(columns, height, width, reserved_width_px=55, reserved_height_px=75)
+    else:  # the same fit for a width of its own: the photo fills the width, at most 8 in tall
+        fitted = (inches_to_px(width_in) - 55) * height / width + 75
+        default = round(min(max(fitted / 96.0, 1.6), 8.0), 3)
+    return apply_paper_style(fig, columns=columns, width_in=width_in, height_in=height_in or default)

@@ -37,6 +37,8 @@ from crmn_viz.figures.theme import OKABE_ITO, apply_paper_style
 __all__ = ["plot_prediction_bar", "plot_stepwise_keypoints", "plot_stepwise_probabilities"]
 
 _OTHER_BAR_COLOUR = "#BDBDBD"
+_SLIDER_INSET = 0.06  # of the figure width, each side of the block slider
+_FULL_SLIDER_LABELS = 10  # at most this many steps are labelled "block k"; more, by k alone
 _DEFAULT_PANELS = 6
 
 
@@ -127,7 +129,9 @@ def plot_stepwise_keypoints(
 
     ``layout="grid"``: small multiples, one panel per chosen block (titled "block k"),
     three per row. ``layout="slider"``: one panel and a slider over the blocks (one
-    Plotly frame per step, all steps unless ``steps`` is given). Predictions are orange,
+    Plotly frame per step, all steps unless ``steps`` is given), starting at the last step
+    shown (the network's answer), inset from the figure's sides so that its end labels are
+    whole; beyond 10 steps the ticks read the block number alone. Predictions are orange,
     the ground truth (if given) sky blue, as in :func:`crmn_viz.figures.overlays.plot_keypoints`.
 
     Args:
@@ -210,29 +214,39 @@ def plot_stepwise_keypoints(
         raise ValueError(f"layout must be 'grid' or 'slider', got {layout!r}")
 
     names = [f"block {step}" for step in chosen]
-    fig = go.Figure(go.Image(z=drawings[0][0], name=names[0], hovertemplate=hover, **placement))
+    last = len(chosen) - 1  # the slider starts at the network's answer, the last step shown
+    fig = go.Figure(go.Image(z=drawings[last][0], name=names[last], hovertemplate=hover, **placement))
     for trace in legend:
         fig.add_trace(trace)
     fig.frames = [
         go.Frame(data=[go.Image(z=drawn, name=name, **placement)], traces=[0], name=name)
         for (drawn, _), name in zip(drawings, names)
     ]
+    # Many steps: the ticks show the block number only (the current value names the block).
+    labels = names if len(chosen) <= _FULL_SLIDER_LABELS else [str(step) for step in chosen]
     fig.update_layout(
         sliders=[
             {
-                "active": 0,
+                "active": last,
+                # Inset from both sides, so the end labels (centred under the end ticks) stay inside.
+                "x": _SLIDER_INSET,
+                "len": 1 - 2 * _SLIDER_INSET,
                 "y": 0,
                 "yanchor": "top",
                 "pad": {"t": 8},
-                "currentvalue": {"prefix": "decoded after ", "font": {"size": 10}},
+                "currentvalue": {
+                    "prefix": "decoded after " if labels is names else "decoded after block ",
+                    "font": {"size": 10},
+                },
                 "font": {"size": 9},
                 "steps": [
                     {
-                        "label": name,
+                        "label": label,
+                        "value": name,
                         "method": "animate",
                         "args": [[name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
                     }
-                    for name in names
+                    for label, name in zip(labels, names)
                 ],
             }
         ],

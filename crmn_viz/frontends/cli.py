@@ -100,11 +100,17 @@ def metrics_agreement(measured: dict, card: dict, tolerance: float = 1e-4) -> di
     return agreement
 
 
+HEADLINE_NME = ("test_nme_crop", "test_nme_box_given", "test_nme_detector")
+"""The keypoint metrics of the zoo table (the card also holds each round's and each group's)."""
+
+
 def _metric_text(metrics: dict) -> str:  # type: ignore[type-arg]
     parts = []
     for key, value in metrics.items():
-        if key.endswith("accuracy") or "nme" in key:
+        if key.endswith("accuracy") or key in HEADLINE_NME:
             parts.append(f"{key.removeprefix('test_')} {100 * value:.2f}%")
+    if "test_detector_no_face_found" in metrics and "test_num_photos" in metrics:
+        parts.append(f"no face found {metrics['test_detector_no_face_found']}/{metrics['test_num_photos']}")
     return ", ".join(parts) or "-"
 
 
@@ -597,6 +603,96 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return _write_json(args.json, result.to_json())
 
 
+def _cmd_faces(args: argparse.Namespace) -> int:
+    from crmn_viz.analysis.face_detectors import available_face_detectors
+    from crmn_viz.analysis.keypoint_evaluation import evaluate_keypoints_on_photos
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.views.keypoint_report import keypoint_evaluation_markdown
+
+    if args.photos < 0:
+        print("error: --photos must be >= 0", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, Any]] = {}
+    for checkpoint in args.checkpoints:
+        model = _load_checkpoint(checkpoint, args.device)
+        if model is None:
+            return 2
+        if model.task != "keypoints":
+            print(
+                f"error: {checkpoint} is a classifier; crmn-viz faces needs a keypoint model", file=sys.stderr
+            )
+            return 2
+        try:
+            finder = available_face_detectors().get(args.detector) if args.detector else True
+            if finder is None:
+                print(f"error: detector {args.detector} is not installed here", file=sys.stderr)
+                return 2
+            results[checkpoint] = {
+                protocol: evaluate_keypoints_on_photos(
+                    model,
+                    args.data_dir,
+                    args.split,
+                    detector=found,
+                    max_photos=args.photos,
+                    progress=not args.quiet,
+                    refine_rounds=None if found is False else args.refine_rounds,
+                )
+                for protocol, found in (("box given", False), ("detector", finder))
+            }
+        except (DatasetNotFoundError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    if args.baseline == "dlib":
+        from crmn_viz.analysis.dlib_baseline import dlib_baseline_available, evaluate_dlib_on_photos
+
+        if not dlib_baseline_available():
+            print(
+                "error: --baseline dlib needs dlib and its 68-point predictor: "
+                "pip install dlib-bin && pip install --no-deps face_recognition_models",
+                file=sys.stderr,
+            )
+            return 2
+        dlib = evaluate_dlib_on_photos(args.data_dir, args.split, args.photos, progress=not args.quiet)
+        results["dlib (HOG + 68-point shape predictor)"] = {"detector": dlib}
+    print(keypoint_evaluation_markdown(results))
+    return _write_json(args.json, results)
+
+
+def _cmd_face_detectors(args: argparse.Namespace) -> int:
+    from crmn_viz.analysis.face_detectors import (
+        available_face_detectors,
+        compare_face_detectors,
+        faces68_photos,
+    )
+    from crmn_viz.data import DatasetNotFoundError
+    from crmn_viz.views.keypoint_report import detector_comparison_markdown
+
+    try:
+        _, photos, keypoints = faces68_photos(args.data_dir, args.split, max_photos=max(0, args.photos))
+    except (DatasetNotFoundError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    detectors = available_face_detectors()
+    if args.detectors:
+        unknown = sorted(set(args.detectors) - set(detectors))
+        if unknown:
+            print(
+                f"error: unknown or not installed: {', '.join(unknown)} (have {', '.join(detectors)})",
+                file=sys.stderr,
+            )
+            return 2
+        detectors = {name: detectors[name] for name in args.detectors}
+    step = max(1, len(photos) // 10)
+
+    def progress(name: str, done: int, total: int) -> None:
+        if not args.quiet and (done % step == 0 or done == total):
+            print(f"[{done}/{total}] {name}", file=sys.stderr)
+
+    rows = compare_face_detectors(detectors, photos, list(keypoints), progress=progress)
+    print(detector_comparison_markdown(rows))
+    return _write_json(args.json, [row.to_dict() for row in rows])
+
+
 def _cmd_gradio(args: argparse.Namespace) -> int:
     from crmn_viz.frontends.gradio_app import main as gradio_main
 
@@ -656,7 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser(
-        "ablate", help="accuracy (or NME) intact and under each memory experiment, with bootstrap 95% CIs"
+        "ablate", help="accuracy (or NME) intact and under each memory experiment, with bootstrap 95%% CIs"
     )
     p.add_argument("checkpoint", help="zoo name (see `crmn-viz list`) or path to name.safetensors")
     p.add_argument("--data-dir", help="data root (default: $CRMN_VIZ_DATA_DIR or ./data)")
@@ -809,6 +905,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "faces",
+        help="keypoint models on whole faces68 photos: NME with the box given and found, per landmark group",
+        description=(
+            "Runs crmn_viz.predict_faces on every photo of the split as a user would: once with the "
+            "face box given (the true keypoints' box), once with the default detector and the re-crop "
+            "rounds. Prints one Markdown table (NME overall and per landmark group, as the 2017 paper's "
+            "Table 1) and the NME after each round; --json writes every number."
+        ),
+    )
+    p.add_argument("checkpoints", nargs="+", help="keypoint checkpoints (e.g. crmn-faces68 resnet-faces68)")
+    p.add_argument("--data-dir", help="data root holding faces68/ (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--photos", type=int, default=0, help="the first N photos (0: all)")
+    p.add_argument("--detector", choices=["mtcnn", "haar", "dlib-hog"], help="default: the shipped default")
+    p.add_argument(
+        "--refine-rounds", type=int, help="re-crops after the detector (default: the detector's own)"
+    )
+    p.add_argument("--baseline", choices=["dlib"], help="also measure dlib's detector + 68-point predictor")
+    p.add_argument("--json", help="write every number to this JSON file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_faces)
+
+    p = sub.add_parser(
+        "face-detectors",
+        help="compare the installed face detectors on annotated faces68 photos",
+        description=(
+            "Miss rate, agreement of each detector's calibrated box with the keypoints' box (IoU), "
+            "whether its most confident face is the annotated one, and time per photo. Measure on the "
+            "training photos (the default) to choose; the calibration printed is refitted on them."
+        ),
+    )
+    p.add_argument("--data-dir", help="data root holding faces68/ (default: $CRMN_VIZ_DATA_DIR or ./data)")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--photos", type=int, default=0, help="the first N photos (0: all)")
+    p.add_argument(
+        "--detectors", nargs="*", help="subset: haar, mtcnn, dlib-hog (default: every installed one)"
+    )
+    p.add_argument("--json", help="write the rows to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_face_detectors)
 
     p = sub.add_parser("gradio", help="launch the Gradio demo")
     p.add_argument("--host", default="127.0.0.1")

@@ -39,6 +39,7 @@ from PIL import Image
 from crmn_viz import devices
 from crmn_viz.analysis import ATTRIBUTION_METHODS
 from crmn_viz.analysis.comparison import zoo_pairs
+from crmn_viz.analysis.keypoints import FaceKeypoints
 from crmn_viz.analysis.population import PopulationQuantity, population_quantities
 from crmn_viz.analysis.training_logs import TrainingLogError
 from crmn_viz.checkpoints import CheckpointError, list_checkpoints, load
@@ -400,21 +401,72 @@ def attribution_check_handler(
     return _for_screen(curves.figure), _for_screen(sanity.figure), summary
 
 
-def _keypoints(image: Any, checkpoint: str) -> tuple[Shown, list[list[list[float]]], TracedModel]:
+FACE_GROUP_HEADERS = ["landmarks", "points", "NME (%)"]
+"""Columns of the face tab's table of errors by landmark group."""
+
+
+def _face_index(face: float | str | None) -> int:
+    """The 0-based index of a 1-based face number (None or "": the first face)."""
+    if face is None or face == "":
+        return 0
+    try:
+        number = float(face)
+    except (TypeError, ValueError):
+        raise gr.Error(f"The face number must be a whole number from 1, not {face!r}.") from None
+    if not number.is_integer() or number < 1:
+        raise gr.Error(f"The face number must be a whole number from 1, not {face!r}.")
+    return int(number) - 1
+
+
+def _keypoints(
+    image: Any, checkpoint: str, face: float | str | None = 1
+) -> tuple[Shown, list[FaceKeypoints], SelectedImage, int, TracedModel]:
     model = _model(checkpoint)
     if model.task != "keypoints":
         raise gr.Error("Face keypoints need a keypoint checkpoint (task = keypoints).")
-    found = faces.face_keypoints(model, _selected(image), None, RUN)
+    selected = faces.with_gallery_truth(_selected(image))  # a gallery face brings its true points
+    index = _face_index(face)
+    try:
+        found = faces.face_keypoints(model, selected, None, RUN, face_index=index)
+    except ValueError as err:  # a face number beyond the faces found
+        raise gr.Error(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
     if isinstance(found, str):
         raise gr.Error(found)
     detected, shown = found
-    return shown, [np.asarray(face.keypoints).round(2).tolist() for face in detected], model
+    return shown, detected, selected, index, model
 
 
-def keypoints_handler(image: Any, checkpoint: str) -> tuple[go.Figure, list[list[list[float]]]]:
-    """68 facial keypoints for every detected face, drawn on the photo."""
-    shown, points, _ = _keypoints(image, checkpoint)
-    return _for_screen(shown.figure), points
+def keypoints_handler(
+    image: Any, checkpoint: str, face: float | str | None = 1
+) -> tuple[go.Figure, list[list[list[float]]], list[list[Any]], str, Any]:
+    """68 facial keypoints for every detected face, drawn on the photo with the detector's boxes
+    numbered and scored; for face number ``face`` (from 1) its crops, what found it, and (for a
+    gallery face, whose ground truth is known) its error by landmark group.
+
+    Returns:
+        The figure, every face's points ([F][68][2] photo pixels), the group table's rows (empty
+        without ground truth), a sentence on the chosen face and the face menu's update.
+    """
+    shown, detected, selected, index, _ = _keypoints(image, checkpoint, face)
+    detector = faces.face_detector()
+    chosen = detected[index]
+    rows = faces.group_error_table(chosen.keypoints, selected.keypoints)
+    note = faces.face_summary(chosen, detector)
+    if rows is None:
+        note += " No ground truth is known for this photo (the gallery's faces have it), so no error table."
+    choices = [(faces.face_label(item, k + 1, detector), k + 1) for k, item in enumerate(detected)]
+    return (
+        _for_screen(shown.figure),
+        [np.asarray(item.keypoints).round(2).tolist() for item in detected],
+        [[row[name] for name in FACE_GROUP_HEADERS] for row in rows or []],
+        note,
+        gr.update(choices=choices, value=index + 1),
+    )
+
+
+def reset_face_choice(_image: Any) -> Any:
+    """A new photo: the face menu goes back to face 1 (until the photo's faces are found)."""
+    return gr.update(choices=[("face 1", 1)], value=1)
 
 
 # --------------------------------------------------------------------------- populations
@@ -738,9 +790,9 @@ def attribute_files_handler(
     return _files(shown, model)
 
 
-def keypoints_files_handler(image: Any, checkpoint: str) -> str:
-    """The keypoint figure's files."""
-    shown, _, model = _keypoints(image, checkpoint)
+def keypoints_files_handler(image: Any, checkpoint: str, face: float | str | None = 1) -> str:
+    """The keypoint figure's files (the crops drawn are face number ``face``'s)."""
+    shown, _, _, _, model = _keypoints(image, checkpoint, face)
     return _files(shown, model)
 
 
@@ -957,16 +1009,29 @@ def build_demo() -> gr.Blocks:
                     face_ckpt = gr.Dropdown(
                         keypoint_models, value=(keypoint_models or [None])[0], label="Keypoint checkpoint"
                     )
+                    face_number = gr.Dropdown(
+                        [("face 1", 1)],
+                        value=1,
+                        label="Face",
+                        info="The number drawn on the detector's box, with its score.",
+                        allow_custom_value=True,  # a client may ask for any face: the handler checks it
+                    )
                     face_button = gr.Button("Find keypoints", variant="primary")
+            face_note = gr.Markdown()
             face_plot = gr.Plot(label="68 keypoints")
-            face_points = gr.JSON(label="Keypoints per face (pixels)")
-            face_button.click(
-                on_gpu(keypoints_handler),
-                [face_image, face_ckpt],
-                [face_plot, face_points],
-                api_name="keypoints",
+            face_table = gr.Dataframe(
+                headers=FACE_GROUP_HEADERS,
+                label="NME by landmark group (when the ground truth is known: the gallery's faces)",
+                interactive=False,
             )
-            _files_row(keypoints_files_handler, [face_image, face_ckpt], "keypoints_files")
+            face_points = gr.JSON(label="Keypoints per face (pixels)")
+            face_inputs = [face_image, face_ckpt, face_number]
+            face_outputs = [face_plot, face_points, face_table, face_note, face_number]
+            find_keypoints = on_gpu(keypoints_handler)  # one GPU registration for both events
+            face_button.click(find_keypoints, face_inputs, face_outputs, api_name="keypoints")
+            face_number.input(find_keypoints, face_inputs, face_outputs, api_name=False)
+            face_image.change(reset_face_choice, face_image, face_number, api_name=False)
+            _files_row(keypoints_files_handler, face_inputs, "keypoints_files")
             face_examples = _gallery_examples("faces68")
             if face_examples:
                 gr.Examples(face_examples, inputs=face_image)

@@ -69,10 +69,6 @@ class CRMNConfig(ResNetConfig):
             raise ValueError(f"hidden_size must be between 1 and 8192, got {self.hidden_size}")
         if not 1 <= self.pool <= 64:
             raise ValueError(f"pool must be between 1 and 64, got {self.pool}")
-        if self.task not in ("classification", "keypoints"):
-            raise ValueError(f"task must be 'classification' or 'keypoints', got {self.task!r}")
-        if self.task == "keypoints" and self.num_outputs % 2:
-            raise ValueError("a keypoint model needs num_outputs = 2 x number of keypoints")
         if self.output_gate_activation not in ("sigmoid", "tanh"):
             raise ValueError("output_gate_activation must be 'sigmoid' or 'tanh'")
 

@@ -23,7 +23,7 @@ from torch import nn
 from crmn_viz.models.base import ModelConfig, TracedModel
 from crmn_viz.tracing import Probe
 
-__all__ = ["ResNet", "ResNetConfig", "ResNetTrunk", "blocks_per_stage", "init_linear"]
+__all__ = ["ResNet", "ResNetConfig", "ResNetTrunk", "blocks_per_stage", "init_linear", "validate_task"]
 
 
 @dataclasses.dataclass
@@ -37,9 +37,19 @@ class ResNetConfig(ModelConfig):
     input_size: int | tuple[int, int] = 32  # input height/width in pixels
     shortcut: str = "A"  # "A": identity + zero-padding (He et al.); "B": 1x1 projection
     preact: bool = False  # pre-activation blocks (He et al. 2016)
+    task: str = "classification"  # "classification" (softmax) or "keypoints" (sigmoid, 2017 paper)
 
     def __post_init__(self) -> None:
         validate_backbone_config(self)
+        validate_task(self.task, self.num_outputs)
+
+
+def validate_task(task: str, num_outputs: int) -> None:
+    """Raise ``ValueError`` unless ``task`` is known and a keypoint head has an even ``num_outputs``."""
+    if task not in ("classification", "keypoints"):
+        raise ValueError(f"task must be 'classification' or 'keypoints', got {task!r}")
+    if task == "keypoints" and num_outputs % 2:
+        raise ValueError("a keypoint model needs num_outputs = 2 x number of keypoints")
 
 
 def validate_backbone_config(config: ResNetConfig) -> None:
@@ -259,10 +269,18 @@ def init_resnet_weights(module: nn.Module) -> None:
 
 
 class ResNet(ResNetTrunk):
-    """Plain CIFAR ResNet classifier: trunk, global average pooling, linear layer.
+    """Plain CIFAR ResNet: trunk, global average pooling, linear layer.
+
+    Classification (``task="classification"``): softmax logits. Keypoints
+    (``task="keypoints"``, the ResNet baselines of Moniz & Pal 2017, Table 1): the same head
+    as the CRMN's keypoint model, a sigmoid over the linear layer's ``2K`` outputs read as
+    ``K`` normalised ``(x, y)`` pairs in [0, 1]. The CRMN's 4x4 mean-pool is the pooling of its
+    LSTM input; a ResNet has no LSTM, so its head sees only the global average pool, which is
+    what reproduces the table's ResNet parameter counts (``tests/models/test_param_counts.py``).
 
     Trace names: ``blocks.{k}.out`` [B, C_k, H_k, W_k] for k < 3n, ``features``
-    [B, 4w] (global average pooled), ``logits`` [B, num_outputs].
+    [B, 4w] (global average pooled), then ``logits`` [B, num_outputs] or ``keypoints``
+    [B, K, 2].
     """
 
     arch = "resnet"
@@ -274,7 +292,10 @@ class ResNet(ResNetTrunk):
         self.build_trunk(self.config)
         self.fc = nn.Linear(self.trunk_channels, self.config.num_outputs)
         self.features = Probe()
-        self.logits = Probe()
+        if self.config.task == "keypoints":
+            self.keypoints = Probe()
+        else:
+            self.logits = Probe()
         init_resnet_weights(self)
         init_linear(self.fc)
         self.finalize()
@@ -286,7 +307,10 @@ class ResNet(ResNetTrunk):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, final = self.run_trunk(x)
         features = self.features(final.mean(dim=(2, 3)))
-        return self.logits(self.fc(features))
+        out = self.fc(features)
+        if self.config.task == "keypoints":
+            return self.keypoints(torch.sigmoid(out).unflatten(-1, (-1, 2)))
+        return self.logits(out)
 
 
 def init_linear(layer: nn.Linear) -> None:

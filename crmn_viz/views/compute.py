@@ -18,8 +18,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from crmn_viz.analysis.face_detectors import default_face_detector
 from crmn_viz.analysis.face_steps import FaceSteps, face_crop, face_steps
-from crmn_viz.analysis.keypoints import FaceKeypoints, NoFaceFoundError, predict_faces
+from crmn_viz.analysis.keypoints import (
+    DetectedFace,
+    FaceKeypoints,
+    NoFaceFoundError,
+    photo_to_rgb_array,
+    predict_faces,
+)
 from crmn_viz.analysis.predictions import classify
 from crmn_viz.analysis.readouts import StepwiseReadout, stepwise_readout
 from crmn_viz.images import encode_png
@@ -89,10 +96,22 @@ def _stepwise(model: TracedModel, pngs: Pngs) -> StepwiseReadout:
     return stepwise_readout(model, decode_images(pngs))
 
 
-def _faces(model: TracedModel, png: bytes, box: Box | None) -> list[FaceKeypoints] | str:
-    """:func:`crmn_viz.analysis.predict_faces`, or the message when no face is found."""
+def _face_detections(model: TracedModel, png: bytes) -> list[DetectedFace]:
+    """The default face detector's faces in the picture, most confident first (the model only
+    keys the cache: detection does not use it)."""
+    return default_face_detector()(photo_to_rgb_array(decode_images([png])[0]))
+
+
+def _faces(
+    model: TracedModel, png: bytes, box: Box | None, detections: Sequence[DetectedFace] | None = None
+) -> list[FaceKeypoints] | str:
+    """:func:`crmn_viz.analysis.predict_faces`, or the message when no face is found.
+
+    ``detections``: the faces :func:`_face_detections` found (used when ``box`` is None)."""
     try:
-        return predict_faces(model, decode_images([png])[0], box=box)
+        return predict_faces(
+            model, decode_images([png])[0], box=box, detections=None if box is not None else detections
+        )
     except NoFaceFoundError as err:
         return str(err)
 
@@ -378,7 +397,8 @@ WORK: dict[Callable[..., Any], str] = {
     _trace: "Running the network…",
     _classify: "Classifying…",
     _stepwise: "Decoding every LSTM step…",
-    _faces: "Finding the face and its keypoints…",
+    _face_detections: "Finding the faces…",
+    _faces: "Predicting the keypoints…",
     _face_steps: "Reading the face after every block…",
     _face_crop: "Cutting out the face…",
     _model_view: "",
@@ -459,9 +479,19 @@ class Compute:
         """The CRMN's prediction after every block."""
         return self.call(_stepwise, model, _pngs(images))
 
+    def face_detections(self, model: TracedModel, image: SelectedImage) -> list[DetectedFace]:
+        """The detector's faces in the picture (run once per picture: every box mode and layout
+        reuses them)."""
+        return self.call(_face_detections, model, image.png)
+
     def faces(self, model: TracedModel, image: SelectedImage, box: Box | None) -> list[FaceKeypoints] | str:
-        """Keypoints of every face found (or in ``box``), or the message when none is found."""
-        return self.call(_faces, model, image.png, _box(box))
+        """Keypoints of every face found (or in ``box``), or the message when none is found.
+
+        With no box the faces come from :meth:`face_detections` (cached), so a change of box
+        mode runs the keypoint model on one crop and never the detector again."""
+        if box is not None:
+            return self.call(_faces, model, image.png, _box(box), None)
+        return self.call(_faces, model, image.png, None, tuple(self.face_detections(model, image)))
 
     def face_steps(
         self, model: TracedModel, image: SelectedImage, face_index: int, box: Box | None

@@ -49,7 +49,8 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> int: 
 def main() -> int:
     dockerfile = (REPO / "Dockerfile").read_text()
     pip_steps = re.findall(r"^RUN (pip install .*)$", dockerfile, flags=re.M)
-    assert len(pip_steps) == 2 and "torch" in pip_steps[0] and ".[app]" in pip_steps[1], pip_steps
+    assert len(pip_steps) == 3 and "torch" in pip_steps[0] and ".[app]" in pip_steps[1], pip_steps
+    assert "--no-deps facenet-pytorch" in pip_steps[2], pip_steps
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
         run([sys.executable, "-m", "venv", str(venv)])
@@ -73,6 +74,8 @@ def main() -> int:
             print("CPU index unreachable here: installing torch==2.14.1 torchvision==0.29.1 locally instead")
             run([python, "-m", "pip", "install", "--quiet", "torch==2.14.1", "torchvision==0.29.1"])
         run([python, "-m", "pip", "install", "--quiet", f"{REPO}[app,gradio]"])
+        face_package = pip_steps[2].split("--no-deps", 1)[1].split()[0]
+        run([python, "-m", "pip", "install", "--quiet", "--no-deps", face_package])
         env = {
             **os.environ,
             "CRMN_VIZ_CHECKPOINT_DIR": str(REPO / "checkpoints"),

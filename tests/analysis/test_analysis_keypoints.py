@@ -88,7 +88,9 @@ def test_a_corner_box_gets_the_training_rule() -> None:
 def test_detections_are_calibrated_and_kept_most_confident_first(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     model, seen = fake_keypoint_model(monkeypatch)
     detections = [DetectedFace((20.0, 30.0, 60.0, 70.0), 9.0), DetectedFace((50.0, 10.0, 70.0, 30.0), 4.0)]
-    faces = predict_faces(model, Image.fromarray(synthetic_photo()), detector=lambda rgb: list(detections))
+    faces = predict_faces(
+        model, Image.fromarray(synthetic_photo()), detector=lambda rgb: list(detections), refine_rounds=0
+    )
     assert len(seen) == 1 and seen[0].shape == (2, 3, 32, 32)  # one batched forward pass
     assert [f.score for f in faces] == [9.0, 4.0]
     for face, detection in zip(faces, detections):
@@ -101,18 +103,21 @@ def test_detections_are_calibrated_and_kept_most_confident_first(monkeypatch) ->
         np.testing.assert_allclose(face.keypoints, expected_image_points(face.crop_box), atol=1e-9)
         np.testing.assert_allclose(face.keypoints01, KNOWN01.numpy())
     only_first = predict_keypoints(
-        model, synthetic_photo(), detector=lambda rgb: list(detections), max_faces=1
+        model, synthetic_photo(), detector=lambda rgb: list(detections), max_faces=1, refine_rounds=0
     )
     assert len(only_first) == 1
 
 
 def test_no_face_raises_a_value_error_with_advice() -> None:
     model = tiny_keypoint_crmn()
-    blank = np.full((120, 100, 3), 128, dtype=np.uint8)
+    wide_blank = np.full((100, 300, 3), 128, dtype=np.uint8)  # 3:1, not taken for a face crop
     with pytest.raises(NoFaceFoundError, match="box="):
-        predict_keypoints(model, blank)
+        predict_keypoints(model, wide_blank)
     with pytest.raises(ValueError, match="no face found"):
-        predict_keypoints(model, blank, detector=lambda rgb: [])
+        predict_keypoints(model, wide_blank, detector=lambda rgb: [])
+    square_blank = np.full((120, 100, 3), 128, dtype=np.uint8)
+    with pytest.raises(NoFaceFoundError):
+        predict_keypoints(model, square_blank, detector=lambda rgb: [], whole_photo_fallback=False)
 
 
 def test_photo_types_agree_and_grey_models_work() -> None:
@@ -165,7 +170,7 @@ def test_haar_detector_finds_the_annotated_faces_in_real_photos(faces68_dir) -> 
     model = tiny_keypoint_crmn()
     for index in range(4):
         photo = Image.open(faces68_dir / "images" / names[index])
-        faces = predict_faces(model, photo, detector=HaarFaceDetector())
+        faces = predict_faces(model, photo, detector=HaarFaceDetector(), refine_rounds=0)
         assert faces, names[index]
         best = faces[0]
         truth_box = face_box_from_keypoints(keypoints[index])
@@ -176,7 +181,7 @@ def test_haar_detector_finds_the_annotated_faces_in_real_photos(faces68_dir) -> 
         assert overlap_x > 0 and overlap_y > 0, names[index]  # the detection overlaps the keypoints' box
         assert box_iou(best.crop_box, truth_box) > 0.6, names[index]  # calibrated crop ~ training crop
         assert best.crop_box == FACES68_HAAR_CALIBRATION.crop_box(best.detection)
-        points = predict_keypoints(model, photo)[0]
+        points = predict_keypoints(model, photo, detector=HaarFaceDetector(), refine_rounds=0)[0]
         assert points.shape == (68, 2) and np.isfinite(points).all()
         np.testing.assert_allclose(points, best.keypoints)
 

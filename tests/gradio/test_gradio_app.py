@@ -113,7 +113,7 @@ def test_bad_uploads_give_readable_errors(zoo, tmp_path):
 
 
 def test_keypoints_handler_on_a_real_face(zoo):
-    figure, faces = gradio_app.keypoints_handler(face_photo(), "faces-tiny")
+    figure, faces, *_ = gradio_app.keypoints_handler(face_photo(), "faces-tiny")  # + table, note, menu
     assert len(faces) >= 1 and np.asarray(faces[0]).shape == (68, 2)
     assert figure.data
 
@@ -140,7 +140,7 @@ def test_served_demo_answers_gradio_client_on_every_api(zoo, cifar_image):
             handle_file(cifar_image), "crmn-tiny", "saliency", -1, 8, api_name="/attribute"
         )
         assert details["method"]
-        _, points = client.predict(handle_file(face_photo()), "faces-tiny", api_name="/keypoints")
+        _, points, *_ = client.predict(handle_file(face_photo()), "faces-tiny", api_name="/keypoints")
         assert np.asarray(points[0]).shape == (68, 2)
         sliver = Path(cifar_image).with_name("sliver.png")  # decodes, but 1 x 200 is refused by load_image
         Image.new("RGB", (200, 1)).save(sliver)

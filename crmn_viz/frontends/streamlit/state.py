@@ -84,6 +84,10 @@ def _describe_entry(entry: dict[str, Any]) -> str:
     metrics = entry.get("metrics") or {}
     if isinstance(metrics.get("test_accuracy"), (int, float)):
         parts.append(f"{100 * metrics['test_accuracy']:.1f}% test accuracy")
+    elif isinstance(metrics.get("test_nme_box_given"), (int, float)):
+        parts.append(f"NME {100 * metrics['test_nme_box_given']:.1f}% with the face box given")
+        if isinstance(metrics.get("test_nme_detector"), (int, float)):
+            parts.append(f"{100 * metrics['test_nme_detector']:.1f}% with the face found")
     elif isinstance(metrics.get("test_nme_crop"), (int, float)):
         parts.append(f"{100 * metrics['test_nme_crop']:.1f}% test NME")
     return " · ".join(parts)
