@@ -8,6 +8,7 @@ from crmn_viz.frontends.streamlit import compute
 from crmn_viz.frontends.streamlit.figures import show
 from crmn_viz.frontends.streamlit.state import image_picker, page_start
 from crmn_viz.views import faces
+from crmn_viz.views.keypoint_report import keypoint_zoo_rows
 
 detector = faces.face_detector()
 detector_title = faces.DETECTOR_TITLES.get(detector, (detector, ""))[0]
@@ -165,6 +166,18 @@ def page_body() -> None:
                 show(steps)
 
     block_by_block()
+
+    zoo_rows = keypoint_zoo_rows()
+    if zoo_rows:
+        st.subheader("The zoo's keypoint models on the test photos")
+        st.caption(
+            "From the cards (`crmn-viz eval NAME --write-card`): mean NME over the identity-disjoint "
+            "faces68 test photos, overall and per landmark group (percent), with the face box given and "
+            "with the face found by the detector and re-cropped, as the 2017 paper's Table 1. The "
+            "ResNet has exactly the CRMN's backbone, head and recipe, without the memory. "
+            "`crmn-viz faces crmn-faces68 resnet-faces68` re-measures them with paired intervals."
+        )
+        st.dataframe(zoo_rows, hide_index=True, key="faces_zoo_table")
 
 
 page_body()

@@ -59,6 +59,7 @@ from crmn_viz.views.attribution import METHOD_LABELS
 from crmn_viz.views.blocks import block_channels_view
 from crmn_viz.views.comparison import comparison_markdown, comparison_views, disagreement_rows
 from crmn_viz.views.compute import DirectCompute
+from crmn_viz.views.keypoint_report import keypoint_zoo_rows
 from crmn_viz.views.population import selectivity_markdown, selectivity_view
 from crmn_viz.views.shown import Shown
 from crmn_viz.views.training_curves import training_curves_view
@@ -1035,6 +1036,17 @@ def build_demo() -> gr.Blocks:
             face_examples = _gallery_examples("faces68")
             if face_examples:
                 gr.Examples(face_examples, inputs=face_image)
+            zoo_rows = keypoint_zoo_rows()
+            if zoo_rows:
+                with gr.Accordion(
+                    "The zoo's keypoint models on the test photos (from their cards)", open=False
+                ):
+                    gr.Dataframe(
+                        [["" if v is None else v for v in row.values()] for row in zoo_rows],
+                        headers=list(zoo_rows[0]),
+                        interactive=False,
+                        label="Mean NME (%) over the faces68 test photos, overall and per landmark group",
+                    )
         with gr.Tab("Blocks"):
             gr.Markdown(
                 "Every residual block's (or layer's) output for one image: the mean and the L2 norm of "

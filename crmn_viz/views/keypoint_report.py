@@ -7,12 +7,13 @@ inter-ocular distance), one row per model and protocol, with the iBUG groups as 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from crmn_viz.analysis.face_detectors import DetectorComparison
 from crmn_viz.analysis.keypoint_evaluation import LANDMARK_GROUPS, paired_nme_difference
 
-__all__ = ["detector_comparison_markdown", "keypoint_evaluation_markdown"]
+__all__ = ["detector_comparison_markdown", "keypoint_evaluation_markdown", "keypoint_zoo_rows"]
 
 
 def _percent(value: float) -> str:
@@ -97,3 +98,41 @@ def detector_comparison_markdown(rows: Sequence[DetectorComparison]) -> str:
             f"{c.keypoint_extent:.3f}) |"
         )
     return "\n".join(lines)
+
+
+def keypoint_zoo_rows(directory: str | Path | None = None) -> list[dict[str, Any]]:
+    """The keypoint models of a checkpoint folder on their test photos, from their cards, as rows.
+
+    One row per model and protocol ("face box given", "face found": the card's detector with
+    its re-crops), with the photos where no face was found and the NME overall and per landmark
+    group in percent, as the 2017 paper's Table 1 (``crmn-viz eval NAME --write-card`` measures
+    them; ``crmn-viz faces`` re-measures them with paired intervals). Models whose card lacks
+    the per-group numbers are left out.
+
+    Args:
+        directory: the checkpoint folder (default: the shipped zoo).
+    """
+    from crmn_viz.checkpoints import list_checkpoints
+
+    rows = []
+    for entry in list_checkpoints(directory):
+        metrics = entry.get("metrics") or {}
+        if entry.get("task") != "keypoints":
+            continue
+        for protocol, key in (("face box given", "test_nme_box_given"), ("face found", "test_nme_detector")):
+            groups = [metrics.get(f"{key}_{group}") for group in LANDMARK_GROUPS]
+            if not isinstance(metrics.get(key), float) or not all(isinstance(v, float) for v in groups):
+                continue
+            found = protocol == "face found"
+            rows.append(
+                {
+                    "model": entry["name"],
+                    "parameters (M)": round(entry["num_parameters"] / 1e6, 2),
+                    "face box": f"{metrics.get('test_detector', 'detector')} + re-crop" if found else "given",
+                    "no face found": metrics.get("test_detector_no_face_found") if found else None,
+                    "photos": metrics.get("test_num_photos"),
+                    "NME (%)": round(100 * metrics[key], 2),
+                    **{group: round(100 * value, 2) for group, value in zip(LANDMARK_GROUPS, groups)},
+                }
+            )
+    return rows

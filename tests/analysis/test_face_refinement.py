@@ -209,3 +209,16 @@ def test_photo_evaluation_reports_rounds_groups_and_misses(faces68_dir):  # type
     )
     assert given["nme_by_round"] == [given["nme"]] and given["rounds_used"] == {"0": 1}
     assert given["nme"] == pytest.approx(normalised_mean_error(first[0].keypoints, truth[0].numpy()))
+
+
+@needs_mtcnn
+def test_mtcnn_weights_are_plain_tensors_read_without_unpickling_code():
+    from pathlib import Path
+
+    import facenet_pytorch
+
+    files = sorted((Path(facenet_pytorch.__file__).parent / "data").glob("[opr]net.pt"))
+    assert [f.name for f in files] == ["onet.pt", "pnet.pt", "rnet.pt"]
+    for path in files:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # refuses pickled code
+        assert state and all(isinstance(v, torch.Tensor) for v in state.values())

@@ -87,3 +87,22 @@ def test_face_detectors_cli_rows(tmp_path, capsys):
         assert np.isnan(row["iou_median"]) or 0 < row["iou_median"] <= 1
     assert "| haar | 3 |" in capsys.readouterr().out
     assert main(["face-detectors", "--data-dir", str(FACES68.parent), "--detectors", "nonesuch"]) == 2
+
+
+def test_zoo_keypoint_rows_are_the_cards_numbers():
+    from crmn_viz import list_checkpoints
+    from crmn_viz.views.keypoint_report import keypoint_zoo_rows
+
+    rows = keypoint_zoo_rows()
+    cards = {entry["name"]: entry["metrics"] for entry in list_checkpoints() if entry["task"] == "keypoints"}
+    assert {row["model"] for row in rows} == set(cards) >= {"crmn-faces68", "resnet-faces68"}
+    for row in rows:
+        key = "test_nme_box_given" if row["face box"] == "given" else "test_nme_detector"
+        metrics = cards[row["model"]]
+        assert row["NME (%)"] == round(100 * metrics[key], 2)
+        assert row["mouth"] == round(100 * metrics[f"{key}_mouth"], 2)
+        # the per-point NME averages the groups' NMEs weighted by their point counts
+        weighted = (
+            17 * row["jaw"] + 10 * row["brows"] + 9 * row["nose"] + 12 * row["eyes"] + 20 * row["mouth"]
+        ) / 68
+        assert weighted == pytest.approx(row["NME (%)"], abs=0.02)

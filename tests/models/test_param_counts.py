@@ -51,7 +51,8 @@ def test_crmn_2017_keypoint_table_parameter_counts_within_half_percent(arch, n, 
         "shortcut": "B",
     }
     if arch == "crmn":
-        options.update(pool=4, task="keypoints")
+        options.update(pool=4)
+    options["task"] = "keypoints"  # the sigmoid head over 68 (x, y) pairs, for the ResNet rows too
     with __import__("torch").device("meta"):
         model = create_model(arch, **options)
     assert abs(model.num_parameters() / 1e6 - millions) / millions < 0.005
@@ -74,3 +75,27 @@ def test_lstm_adds_a_constant_number_of_parameters_irrespective_of_depth():
     assert (
         extra[0] == 4 * (hidden * d_max + hidden * hidden + hidden) + 3 * hidden + hidden + hidden * classes
     )
+
+
+def test_keypoint_resnet_is_the_crmn_backbone_and_head_without_the_memory():
+    """resnet-faces68's design: exactly crmn-faces68's trunk, and a sigmoid head over 2K outputs."""
+    import torch
+
+    options = {
+        "depth": 20,
+        "width": 16,
+        "num_outputs": 136,
+        "input_size": 80,
+        "shortcut": "B",
+        "task": "keypoints",
+    }
+    resnet = create_model("resnet", **options).eval()
+    crmn = create_model("crmn", pool=4, **options).eval()
+    trunk = {k: v for k, v in crmn.state_dict().items() if not k.startswith(("lstm.", "fc."))}
+    assert trunk.keys() == {k for k in resnet.state_dict() if not k.startswith("fc.")}
+    x = torch.rand(2, 3, 80, 80)
+    points = resnet(x)
+    assert points.shape == (2, 68, 2) and bool(((points > 0) & (points < 1)).all())
+    pooled = resnet.run_trunk(x)[1].mean(dim=(2, 3))
+    torch.testing.assert_close(points, torch.sigmoid(resnet.fc(pooled)).unflatten(-1, (68, 2)))
+    assert resnet.output_name == "keypoints" and not resnet.has_stepwise_readout
