@@ -42,6 +42,7 @@ from crmn_viz.analysis.keypoints import (
     fit_detector_calibration,
     photo_to_rgb_array,
 )
+from crmn_viz.models.base import one_intra_op_thread
 
 __all__ = [
     "FACES68_MTCNN_CALIBRATION",
@@ -53,6 +54,8 @@ __all__ = [
     "compare_face_detectors",
     "default_face_detector",
     "detector_name",
+    "faces68_photos",
+    "mtcnn_available",
 ]
 
 FACES68_MTCNN_CALIBRATION = DetectorCalibration(
@@ -120,7 +123,10 @@ class MTCNNFaceDetector:
                 (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), Image.BILINEAR
             )
         networks = _mtcnn_networks()
-        with torch.no_grad():
+        # One intra-op thread: MTCNN is hundreds of tiny convolutions over an image pyramid; on
+        # 2 threads it took 47 ms a photo with the other core idle but 150 ms with it busy, on 1
+        # thread 55-58 ms either way (BENCHMARKS.md, seventh session; bench/omp_wait_policy.py).
+        with torch.no_grad(), one_intra_op_thread():
             boxes, probabilities = networks.detect(photo)
         if boxes is None:
             return []

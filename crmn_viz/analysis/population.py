@@ -54,7 +54,7 @@ from crmn_viz.analysis.inputs import class_names_for, evaluation_mode, model_dev
 from crmn_viz.analysis.statistics import _batches
 from crmn_viz.checkpoints import checkpoint_key
 from crmn_viz.memory_quantities import MEMORY_QUANTITIES
-from crmn_viz.models.base import TracedModel, _one_intra_op_thread
+from crmn_viz.models.base import TracedModel, one_intra_op_thread
 
 __all__ = [
     "POPULATION_FORMAT_VERSION",
@@ -439,7 +439,7 @@ class _RunningPopulation:
         """
         if int(indices.max()) > _INDEX_MASK:
             raise ValueError(f"population passes index at most {_INDEX_MASK + 1} images")
-        with _one_intra_op_thread():
+        with one_intra_op_thread():
             self.counts.index_add_(0, groups, torch.ones(len(groups), dtype=torch.float64))
             for name, batch in values.items():
                 exact = torch.where(self.valid[name], batch, 0.0).to(torch.float64).flatten(1)

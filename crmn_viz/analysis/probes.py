@@ -84,7 +84,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from crmn_viz.analysis.bootstrap import bootstrap_mean
 from crmn_viz.analysis.inputs import class_names_for, evaluation_mode, model_device, model_dtype
 from crmn_viz.analysis.statistics import _batches
-from crmn_viz.models.base import TracedModel, _one_intra_op_thread
+from crmn_viz.models.base import TracedModel, one_intra_op_thread
 from crmn_viz.models.crmn import CRMNConfig
 
 __all__ = [
@@ -408,7 +408,7 @@ def _train_logistic(
         theta.grad[dims, :num_classes] = residual.sum(dim=0)
         return loss
 
-    with torch.no_grad(), _one_intra_op_thread():
+    with torch.no_grad(), one_intra_op_thread():
         optimiser.step(closure)  # type: ignore[arg-type]
     return theta[:dims, :num_classes].clone(), theta[dims, :num_classes].clone()
 

@@ -15,7 +15,7 @@ from torch import nn
 from crmn_viz.interventions import Intervention, applying, compile_interventions
 from crmn_viz.tracing import Probe, Trace, assign_probe_names, probe_names, recording
 
-__all__ = ["InputShapeError", "ModelConfig", "TracedModel"]
+__all__ = ["InputShapeError", "ModelConfig", "TracedModel", "one_intra_op_thread"]
 
 
 @dataclasses.dataclass
@@ -89,7 +89,7 @@ def _checks_input(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.T
         self.check_input(x)
         if x.shape[0] > SINGLE_THREAD_MAX_BATCH or x.device.type != "cpu" or torch.compiler.is_compiling():
             return forward(self, x, *args, **kwargs)
-        with _one_intra_op_thread():
+        with one_intra_op_thread():
             return forward(self, x, *args, **kwargs)
 
     return checked_forward
@@ -103,7 +103,7 @@ SINGLE_THREAD_MAX_BATCH = 2
 
 
 @contextlib.contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
+def one_intra_op_thread() -> Iterator[None]:
     """One intra-op thread for the calling thread (PyTorch's OpenMP and MKL settings are per
     thread, so concurrent callers keep theirs), restored afterwards."""
     threads = torch.get_num_threads()
